@@ -1,0 +1,200 @@
+"""SOAP layer benchmark (issue: Foundation).
+
+Requests/s of a trivial echo and of a 1 MiB MTOM upload and download through our SOAP layer, vs. a
+bare Starlette endpoint returning a fixed byte string (the ceiling on this machine), in one run;
+then peak RSS of a server process receiving a 1 GiB MTOM upload.
+
+Load comes from wrk (Debian package `wrk`, installed here if missing) on loopback. Servers run
+under uvicorn with 2 workers. Usage:  .venv/bin/python bench/bench_soap.py [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+ECHO = (
+    '<?xml version="1.0" encoding="UTF-8"?><env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope" '
+    'xmlns:wsa="http://www.w3.org/2005/08/addressing"><env:Header>'
+    '<wsa:Action env:mustUnderstand="true">urn:bench:{op}</wsa:Action>'
+    "<wsa:MessageID>urn:uuid:{mid}</wsa:MessageID><wsa:To>http://127.0.0.1/soap</wsa:To></env:Header>"
+    "<env:Body>{body}</env:Body></env:Envelope>"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def mtom_body(size: int, path: Path) -> str:
+    boundary = "MIMEBoundary_bench"
+    env = ECHO.format(
+        op="Upload", mid=uuid.uuid4(),
+        body='<b:Upload xmlns:b="urn:bench"><b:Document><xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" '
+        'href="cid:doc1@bench"/></b:Document></b:Upload>',
+    )
+    with open(path, "wb") as f:
+        f.write(f"--{boundary}\r\nContent-Type: application/xop+xml; charset=UTF-8; type=\"application/soap+xml\"\r\n"
+                f"Content-Transfer-Encoding: binary\r\nContent-ID: <root@bench>\r\n\r\n{env}\r\n".encode())
+        f.write(f"--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n"
+                f"Content-ID: <doc1@bench>\r\n\r\n".encode())
+        left = size
+        block = os.urandom(1 << 20)
+        while left > 0:
+            f.write(block[: min(left, len(block))])
+            left -= len(block)
+        f.write(f"\r\n--{boundary}--\r\n".encode())
+    return (f'multipart/related; boundary={boundary}; type="application/xop+xml"; start="<root@bench>"; '
+            f'start-info="application/soap+xml"')
+
+
+def start_server(factory: str, port: int, workers: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [PY, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{factory} did not start")
+
+
+def wrk(url: str, lua: str, seconds: int, connections: int = 16) -> float:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(lua)
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", f.name, url],
+                         capture_output=True, text=True, check=True).stdout
+    os.unlink(f.name)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        raise RuntimeError(f"{url}: {non2xx.group(1)} error responses\n{out}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def lua_post(content_type: str, body_file: Path | None = None, body: str | None = None) -> str:
+    if body_file is not None:
+        load = f'local f = io.open("{body_file}", "rb"); wrk.body = f:read("*all"); f:close()\n'
+    else:
+        load = "wrk.body = [==[" + (body or "") + "]==]\n"
+    return load + f'wrk.method = "POST"\nwrk.headers["Content-Type"] = [[{content_type}]]\n'
+
+
+def rss_kib(pid: int) -> int:
+    total = 0
+    try:
+        kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    except FileNotFoundError:
+        kids = []
+    for p in [pid, *map(int, kids)]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def big_upload_rss(size: int) -> tuple[int, int]:
+    """(idle RSS, peak RSS) in KiB of a 1-worker server receiving one ``size``-byte MTOM upload."""
+    import threading
+
+    import httpx
+
+    port = free_port()
+    proc = start_server("bench.soap_app:create", port, 1)
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            body = Path(d) / "big.mime"
+            ct = mtom_body(size, body)
+            time.sleep(0.5)
+            idle = rss_kib(proc.pid)
+            peak = idle
+            done = threading.Event()
+
+            def sample() -> None:
+                nonlocal peak
+                while not done.is_set():
+                    peak = max(peak, rss_kib(proc.pid))
+                    time.sleep(0.05)
+
+            t = threading.Thread(target=sample)
+            t.start()
+
+            def stream():
+                with open(body, "rb") as f:
+                    while block := f.read(1 << 20):
+                        yield block
+
+            r = httpx.post(f"http://127.0.0.1:{port}/soap", content=stream(), headers={"content-type": ct}, timeout=600)
+            done.set()
+            t.join()
+            assert r.status_code == 200, r.text[:500]
+            return idle, peak
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--big-mib", type=int, default=1024)
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    ours, bare = free_port(), free_port()
+    p1 = start_server("bench.soap_app:create", ours, 2)
+    p2 = start_server("bench.soap_app:create_bare", bare, 2)
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            echo = ECHO.format(op="Echo", mid=uuid.uuid4(), body='<b:Echo xmlns:b="urn:bench">hi</b:Echo>')
+            soap_ct = "application/soap+xml; charset=UTF-8"
+            up = Path(d) / "up.mime"
+            up_ct = mtom_body(1 << 20, up)
+            down = ECHO.format(op="Download", mid=uuid.uuid4(), body='<b:Download xmlns:b="urn:bench"/>')
+            ceiling = wrk(f"http://127.0.0.1:{bare}/bare", lua_post(soap_ct, body=echo), args.seconds)
+            rows.append(("bare Starlette, fixed bytes (ceiling)", ceiling, None))
+            r = wrk(f"http://127.0.0.1:{ours}/soap", lua_post(soap_ct, body=echo), args.seconds)
+            rows.append(("SOAP echo", r, r / ceiling))
+            c_up = wrk(f"http://127.0.0.1:{bare}/bare", lua_post(up_ct, body_file=up), args.seconds)
+            rows.append(("bare Starlette, 1 MiB upload drained (ceiling)", c_up, None))
+            r = wrk(f"http://127.0.0.1:{ours}/soap", lua_post(up_ct, body_file=up), args.seconds)
+            rows.append(("MTOM upload 1 MiB (SHA-1 of the part)", r, r / c_up))
+            r = wrk(f"http://127.0.0.1:{ours}/soap", lua_post(soap_ct, body=down), args.seconds)
+            rows.append(("MTOM download 1 MiB", r, None))
+    finally:
+        for p in (p1, p2):
+            p.terminate()
+            p.wait()
+    print(f"\nSOAP layer, uvicorn 2 workers, wrk -t2 -c16 -d{args.seconds}s, {os.cpu_count()} cores\n")
+    print("| case | req/s | share of ceiling |\n|---|---:|---:|")
+    for name, rps, share in rows:
+        print(f"| {name} | {rps:,.0f} | {'' if share is None else f'{share:.0%}'} |")
+    idle, peak = big_upload_rss(args.big_mib << 20)
+    print(f"\n{args.big_mib} MiB MTOM upload, 1 worker: idle RSS {idle / 1024:.0f} MiB, peak {peak / 1024:.0f} MiB, "
+          f"growth {(peak - idle) / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

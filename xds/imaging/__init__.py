@@ -1,0 +1,97 @@
+"""The Imaging Document Source actor (IHE XDS-I.b, RAD TF-1 18) of a DIR node.
+
+PACS feeds send studies over DICOM (:mod:`~xds.imaging.scp`, C-STORE) into the
+:mod:`~xds.imaging.instance_store`; when a study has been quiet for ``study_quiet_seconds`` its KOS
+manifest (:mod:`~xds.imaging.kos`) is published with RAD-68 (:mod:`~xds.imaging.publish`); consumers
+retrieve the instances with RAD-69 on ``/xds/imaging`` (:mod:`~xds.imaging.retrieve`). The
+repository's RAD-68 content checks are in :mod:`~xds.imaging.rad68`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from xds.config import ImagingConfig, NodeConfig
+from xds.imaging.instance_store import InstanceStore
+from xds.imaging.publish import Publisher, PublishSettings, Sender, in_process, over_soap
+from xds.imaging.scp import StorageSCP
+
+log = logging.getLogger("xds.imaging")
+
+# pydicom's read validation logs the values it finds invalid ("Invalid value for VR ...: <value>") at
+# WARNING, the level pydicom sets for itself; received data sets carry patient data, so only its
+# errors reach the node's log.
+logging.getLogger("pydicom").setLevel(logging.ERROR)
+
+
+class ImagingSource:
+    """Instance store, DICOM listener and manifest publisher under one repositoryUniqueId."""
+
+    def __init__(
+        self,
+        settings: ImagingConfig,
+        instances: InstanceStore,
+        publisher: Publisher,
+    ) -> None:
+        self.settings = settings
+        self.instances = instances
+        self.publisher = publisher
+        self.scp: StorageSCP | None = None
+
+    @property
+    def repository_unique_id(self) -> str:
+        return self.settings.repository_unique_id
+
+    @classmethod
+    def from_config(cls, cfg: NodeConfig, repository: Any = None) -> ImagingSource:
+        """Build from ``cfg``; ``repository`` is this node's Document Repository, the RAD-68
+        destination unless a remote repository URL is configured."""
+        from xds.config import ConfigError
+        from xds.registry.db import create_registry_engine
+        from xds.repository.filesystem import FilesystemStore
+
+        im = cfg.imaging
+        if not im.repository_unique_id:
+            raise ConfigError("configuration key 'imaging.repository_unique_id' is required when imaging is enabled")
+        settings = PublishSettings.from_config(cfg)
+        send: Sender
+        if settings.repository_url:
+            send = over_soap(settings.repository_url, settings.http_timeout)
+        elif repository is not None:
+            send = in_process(repository)
+        else:
+            raise ConfigError("the imaging document source needs the repository enabled in this node")
+        engine = create_registry_engine(cfg.database_url, echo=cfg.database.echo, pool_size=cfg.database.pool_size)
+        instances = InstanceStore(engine, FilesystemStore(cfg.data_path("imaging")))
+        publisher = Publisher(
+            instances,
+            send,
+            settings,
+            retrieve_location_uid=im.repository_unique_id,
+            quiet_seconds=im.study_quiet_seconds,
+        )
+        return cls(im, instances, publisher)
+
+    async def start(self, security: Any = None) -> list[Any]:
+        """Start the DICOM listener and the publisher; returns them as closeable listeners.
+        ``security`` (:class:`xds.security.guard.NodeSecurity`): the listener's TLS context and the
+        audit trail of what it receives."""
+        from xds.imaging.retrieve import patient_of
+
+        tls = security.ssl_context("dicom") if security is not None else None
+        audit = security.audit if security is not None else None
+        uri = security.listener_uri("dicom") if security is not None else ""
+        self.scp = StorageSCP(self.settings, self.instances, on_stored=self.publisher.notify, ssl_context=tls,
+                              audit=audit, listener_uri=uri, patient_of=lambda i: patient_of(self, i)).start()
+        self.publisher.start()
+        return [self.publisher, self.scp]
+
+    def close(self) -> None:
+        if self.scp is not None:
+            self.scp.stop()
+        self.publisher.stop()
+        self.instances.close()
+
+
+__all__ = ["ImagingSource", "InstanceStore", "Publisher", "PublishSettings", "StorageSCP"]

@@ -1,0 +1,226 @@
+"""One SOAP endpoint: HTTP in, dispatch on wsa:Action to a registered handler, HTTP out.
+
+Handlers are plain synchronous callables ``handler(request: SoapRequest) -> SoapResponse`` run in
+the thread pool (they use SQLAlchemy and file I/O), or ``async def`` handlers awaited on the event
+loop (gateways fanning out with httpx, and handlers that never block). A handler raises
+:class:`~xds.soap.fault.SoapFault` for a SOAP-level error; IHE errors travel in the response body
+(RegistryResponse with RegistryErrorList) and are the handler's business.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from python_multipart.multipart import parse_options_header
+from starlette.background import BackgroundTasks
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+
+from xds.config import LimitsConfig
+from xds.soap import addressing, envelope, mtom
+from xds.soap.fault import SoapFault, action_not_supported
+from xds.soap.message import SoapRequest, SoapResponse
+from xds.soap.xmlparse import parse_xml
+
+log = logging.getLogger("xds.soap")
+
+Handler = Callable[[SoapRequest], SoapResponse]
+
+SOAP_CT = "application/soap+xml"
+
+
+@dataclass
+class Operation:
+    action: str
+    response_action: str
+    handler: Handler
+    name: str
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.handler)
+
+
+def content_type_params(header: str) -> tuple[str, dict[str, str]]:
+    mime, params = parse_options_header(header or "")
+    return mime.decode("latin-1").lower(), {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in params.items()}
+
+
+class Endpoint:
+    """A SOAP 1.2 endpoint at ``path`` serving the operations registered on it."""
+
+    def __init__(self, name: str, path: str, wsdl: str | None = None, limits: LimitsConfig | None = None) -> None:
+        self.name = name
+        self.path = path
+        self.wsdl = wsdl
+        self.limits = limits or LimitsConfig()
+        self.operations: dict[str, Operation] = {}
+        # Clark names of header blocks a handler of this endpoint processes (e.g. wsse:Security)
+        self.understood_headers: set[str] = set(addressing.UNDERSTOOD)
+        # client certificate, XUA and audit of every transaction (xds.security.guard.EndpointGuard)
+        self.guard: Any = None
+
+    def operation(self, action: str, response_action: str, name: str = "") -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.add_operation(action, response_action, handler, name or handler.__name__)
+            return handler
+
+        return register
+
+    def add_operation(self, action: str, response_action: str, handler: Handler, name: str = "") -> None:
+        self.operations[action] = Operation(action, response_action, handler, name or action)
+
+    # --- HTTP ---
+
+    async def __call__(self, scope, receive, send) -> None:  # ASGI app, mountable as a Route
+        request = Request(scope, receive)
+        if request.method == "GET":
+            response = self._get(request)
+        else:
+            response = await self.handle_post(request)
+        await response(scope, receive, send)
+
+    def _get(self, request: Request) -> Response:
+        from xds.soap import wsdl
+
+        return wsdl.respond(request, self)
+
+    async def handle_post(self, request: Request) -> Response:
+        guard = self.guard
+        if guard is not None and (refused := await guard.admit(request)) is not None:
+            return refused
+        soap: SoapRequest | None = None
+        relates_to: str | None = None
+        op: Operation | None = None
+        result: SoapResponse | SoapFault | None = None
+        person = None
+        try:
+            soap = await self._read(request)
+            relates_to = soap.addressing.message_id
+            op = self.operations.get(soap.addressing.action or "")
+            if op is None:
+                raise action_not_supported(soap.addressing.action)
+            if guard is not None:
+                person = guard.authenticate(request, soap)
+            try:
+                if op.is_async:
+                    response = await op.handler(soap)  # type: ignore[misc]
+                else:
+                    response = await run_in_threadpool(op.handler, soap)
+            except SoapFault:
+                raise
+            except Exception as e:
+                incident = uuid.uuid4().hex[:12]
+                # the stack, not the exception's message: messages may quote patient data
+                log.error(
+                    "handler %s on %s failed (incident %s): %s\n%s", op.name, self.path, incident,
+                    type(e).__name__,
+                    "\n".join(f"  {f.filename}:{f.lineno} in {f.name}" for f in traceback.extract_tb(e.__traceback__)),
+                )
+                raise SoapFault("Receiver", f"Internal error while processing the request (incident {incident})") from None
+            result = response
+            return self._respond(response, soap)
+        except SoapFault as fault:
+            result = fault
+            log.info("SOAP fault on %s: %s %s", self.path, fault.code, fault.reason)
+            if soap is not None:
+                soap.close()
+            body = envelope.serialize(envelope.build_fault_envelope(fault, relates_to, "urn:uuid:" + str(uuid.uuid4())))
+            return Response(body, status_code=fault.http_status, media_type=f"{SOAP_CT}; charset=UTF-8")
+        except ClientDisconnect:
+            if soap is not None:
+                soap.close()
+            return Response(status_code=400)
+        finally:
+            if guard is not None and op is not None:
+                await guard.record(request, soap, op.action, result, person)
+
+    async def _read(self, request: Request) -> SoapRequest:
+        limits = self.limits
+        length = request.headers.get("content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                raise SoapFault("Sender", "Invalid Content-Length") from None
+            if declared > limits.max_request_bytes:
+                raise SoapFault("Sender", f"The request is larger than the limit of {limits.max_request_bytes} bytes")
+        mime, params = content_type_params(request.headers.get("content-type", ""))
+        ct_action = params.get("action")
+        attachments = {}
+        is_mtom = False
+        if mime == "multipart/related":
+            package = await mtom.parse_multipart_related(
+                request.stream(),
+                request.headers.get("content-type", ""),
+                spool_threshold=limits.spool_threshold_bytes,
+                max_total=limits.max_request_bytes,
+                max_root=limits.max_envelope_bytes,
+            )
+            root_bytes = package.root
+            attachments = package.attachments
+            is_mtom = True
+            _, root_params = content_type_params(package.root_content_type)
+            ct_action = ct_action or root_params.get("action")
+        elif mime in (SOAP_CT, "text/xml", "application/xml", ""):
+            root_bytes = await self._read_body(request, limits.max_envelope_bytes)
+        else:
+            raise SoapFault("Sender", f"Unsupported Content-Type {mime!r}: expected application/soap+xml or multipart/related")
+        try:
+            root = parse_xml(root_bytes, max_depth=limits.max_xml_depth, huge=len(root_bytes) > 8 * 1024**2, what="SOAP envelope")
+            header, body_element = envelope.split_envelope(root)
+            addr = addressing.read_addressing(header, ct_action)
+            envelope.check_must_understand(header, self.understood_headers)
+        except SoapFault:
+            for a in attachments.values():
+                a.close()
+            raise
+        client = request.client.host if request.client else None
+        return SoapRequest(
+            envelope=root,
+            header=header,
+            body_element=body_element,
+            addressing=addr,
+            attachments=attachments,
+            mtom=is_mtom,
+            client_host=client,
+            endpoint=self.path,
+        )
+
+    @staticmethod
+    async def _read_body(request: Request, limit: int) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise SoapFault("Sender", f"The SOAP envelope is larger than the limit of {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _respond(self, response: SoapResponse, request: SoapRequest) -> Response:
+        xml = envelope.response_bytes(
+            response.body_element,
+            action=response.action,
+            relates_to=request.addressing.message_id,
+            message_id="urn:uuid:" + str(uuid.uuid4()),
+            body_bytes=response.body_bytes,
+        )
+        cleanup = None
+        if request.attachments or response.close is not None:
+            cleanup = BackgroundTasks()
+            if request.attachments:
+                cleanup.add_task(request.close)
+            if response.close is not None:
+                cleanup.add_task(response.close)
+        if response.mtom or response.attachments or request.mtom:
+            content_type, stream = mtom.mtom_response(xml, response.attachments, action=response.action)
+            return StreamingResponse(stream, media_type=content_type, background=cleanup)
+        return Response(xml, media_type=f'{SOAP_CT}; charset=UTF-8; action="{response.action}"', background=cleanup)
