@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -159,13 +160,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--big-mib", type=int, default=1024)
+    ap.add_argument("--rounds", type=int, default=3, help="ceiling/ours pairs per case; the median is kept")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
     ours, bare = free_port(), free_port()
     p1 = start_server("bench.soap_app:create", ours, 2)
     p2 = start_server("bench.soap_app:create_bare", bare, 2)
-    rows = []
+    rounds: dict[str, list[float]] = {}
     try:
         with tempfile.TemporaryDirectory() as d:
             echo = ECHO.format(op="Echo", mid=uuid.uuid4(), body='<b:Echo xmlns:b="urn:bench">hi</b:Echo>')
@@ -173,24 +175,32 @@ def main() -> None:
             up = Path(d) / "up.mime"
             up_ct = mtom_body(1 << 20, up)
             down = ECHO.format(op="Download", mid=uuid.uuid4(), body='<b:Download xmlns:b="urn:bench"/>')
-            ceiling = wrk(f"http://127.0.0.1:{bare}/bare", lua_post(soap_ct, body=echo), args.seconds)
-            rows.append(("bare Starlette, fixed bytes (ceiling)", ceiling, None))
-            r = wrk(f"http://127.0.0.1:{ours}/soap", lua_post(soap_ct, body=echo), args.seconds)
-            rows.append(("SOAP echo", r, r / ceiling))
-            c_up = wrk(f"http://127.0.0.1:{bare}/bare", lua_post(up_ct, body_file=up), args.seconds)
-            rows.append(("bare Starlette, 1 MiB upload drained (ceiling)", c_up, None))
-            r = wrk(f"http://127.0.0.1:{ours}/soap", lua_post(up_ct, body_file=up), args.seconds)
-            rows.append(("MTOM upload 1 MiB (SHA-1 of the part)", r, r / c_up))
-            r = wrk(f"http://127.0.0.1:{ours}/soap", lua_post(soap_ct, body=down), args.seconds)
-            rows.append(("MTOM download 1 MiB", r, None))
+            cases = [
+                ("bare Starlette, fixed bytes (ceiling)", f"http://127.0.0.1:{bare}/bare", lua_post(soap_ct, body=echo)),
+                ("SOAP echo", f"http://127.0.0.1:{ours}/soap", lua_post(soap_ct, body=echo)),
+                ("bare Starlette, 1 MiB upload drained (ceiling)", f"http://127.0.0.1:{bare}/bare",
+                 lua_post(up_ct, body_file=up)),
+                ("MTOM upload 1 MiB (SHA-1 of the part)", f"http://127.0.0.1:{ours}/soap", lua_post(up_ct, body_file=up)),
+                ("MTOM download 1 MiB", f"http://127.0.0.1:{ours}/soap", lua_post(soap_ct, body=down)),
+            ]
+            # each round measures every case once, a ceiling right before the case it bounds
+            for _ in range(args.rounds):
+                for name, url, lua in cases:
+                    rounds.setdefault(name, []).append(wrk(url, lua, args.seconds))
     finally:
         for p in (p1, p2):
             p.terminate()
             p.wait()
-    print(f"\nSOAP layer, uvicorn 2 workers, wrk -t2 -c16 -d{args.seconds}s, {os.cpu_count()} cores\n")
-    print("| case | req/s | share of ceiling |\n|---|---:|---:|")
-    for name, rps, share in rows:
-        print(f"| {name} | {rps:,.0f} | {'' if share is None else f'{share:.0%}'} |")
+    names = list(rounds)
+    ceilings = {names[1]: names[0], names[3]: names[2]}
+    print(f"\nSOAP layer, uvicorn 2 workers, wrk -t2 -c16 -d{args.seconds}s, {os.cpu_count()} cores, "
+          f"{args.rounds} rounds, load average {os.getloadavg()[0]:.1f} at the end\n")
+    print("| case | req/s per round | median | share of ceiling per round | median share |\n|---|---|---:|---|---:|")
+    for name, values in rounds.items():
+        shares = [v / c for v, c in zip(values, rounds[ceilings[name]], strict=True)] if name in ceilings else []
+        share_cells = (", ".join(f"{x:.0%}" for x in shares), f"{statistics.median(shares):.0%}") if shares else ("", "")
+        print(f"| {name} | {', '.join(f'{v:,.0f}' for v in values)} | {statistics.median(values):,.0f} | "
+              f"{share_cells[0]} | {share_cells[1]} |")
     idle, peak = big_upload_rss(args.big_mib << 20)
     print(f"\n{args.big_mib} MiB MTOM upload, 1 worker: idle RSS {idle / 1024:.0f} MiB, peak {peak / 1024:.0f} MiB, "
           f"growth {(peak - idle) / 1024:.0f} MiB")

@@ -82,6 +82,11 @@ class Attachment:
                     return
                 yield block
 
+    @property
+    def spooled(self) -> bool:
+        """Whether a temporary file of this attachment's is left for :meth:`close` to remove."""
+        return bool(self._owns_path and self.path)
+
     def close(self) -> None:
         """Remove a spooled temporary file this attachment owns."""
         if self._owns_path and self.path:
