@@ -28,7 +28,7 @@ from starlette.responses import Response, StreamingResponse
 from xds.config import LimitsConfig
 from xds.soap import addressing, envelope, mtom
 from xds.soap.fault import SoapFault, action_not_supported
-from xds.soap.message import SoapRequest, SoapResponse
+from xds.soap.message import SoapRequest, SoapResponse, new_message_id
 from xds.soap.xmlparse import parse_xml
 
 log = logging.getLogger("xds.soap")
@@ -147,7 +147,7 @@ class Endpoint:
             log.info("SOAP fault on %s: %s %s", self.path, fault.code, fault.reason)
             if soap is not None:
                 soap.close()
-            body = envelope.serialize(envelope.build_fault_envelope(fault, relates_to, "urn:uuid:" + str(uuid.uuid4())))
+            body = envelope.serialize(envelope.build_fault_envelope(fault, relates_to, new_message_id()))
             return Response(body, status_code=fault.http_status, media_type=f"{SOAP_CT}; charset=UTF-8")
         except ClientDisconnect:
             if soap is not None:
@@ -225,7 +225,7 @@ class Endpoint:
             response.body_element,
             action=response.action,
             relates_to=request.addressing.message_id,
-            message_id="urn:uuid:" + str(uuid.uuid4()),
+            message_id=new_message_id(),
             body_bytes=response.body_bytes,
         )
         cleanup = None

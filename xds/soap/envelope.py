@@ -17,21 +17,28 @@ ROLE_NONE = "http://www.w3.org/2003/05/soap-envelope/role/none"
 
 
 
+_ENVELOPE11 = f"{{{SOAP11}}}Envelope"
+_ENVELOPE = f"{{{SOAP12}}}Envelope"
+_HEADER = f"{{{SOAP12}}}Header"
+_BODY = f"{{{SOAP12}}}Body"
+
+
 def split_envelope(root: etree._Element) -> tuple[etree._Element | None, etree._Element]:
     """Return (Header or None, the single Body child). Faults as SOAP 1.2 prescribes."""
-    if root.tag == f"{{{SOAP11}}}Envelope":
+    if root.tag == _ENVELOPE11:
         raise SoapFault("VersionMismatch", "SOAP 1.1 envelopes are not supported; send SOAP 1.2")
-    if root.tag != f"{{{SOAP12}}}Envelope":
+    if root.tag != _ENVELOPE:
         if etree.QName(root).localname == "Envelope":
             raise SoapFault("VersionMismatch", "The envelope is not in the SOAP 1.2 namespace")
         raise SoapFault("Sender", "The message is not a SOAP envelope")
     header = body = None
     for child in root:
-        if not isinstance(child.tag, str):
+        tag = child.tag
+        if not isinstance(tag, str):
             continue
-        if child.tag == f"{{{SOAP12}}}Header" and header is None and body is None:
+        if tag == _HEADER and header is None and body is None:
             header = child
-        elif child.tag == f"{{{SOAP12}}}Body" and body is None:
+        elif tag == _BODY and body is None:
             body = child
         else:
             raise SoapFault("Sender", f"Unexpected element {etree.QName(child).localname} in the SOAP envelope")
@@ -57,10 +64,11 @@ def check_must_understand(header: etree._Element | None, understood: set[str]) -
     that we do not process. ``understood`` holds Clark-notation tag names."""
     if header is None:
         return
-    missing = [
-        b for b in header
-        if isinstance(b.tag, str) and is_true(b.get(MUST_UNDERSTAND)) and targeted_at_us(b) and b.tag not in understood
-    ]
+    missing = []
+    for b in header:
+        flag = b.get(MUST_UNDERSTAND)  # None for comments and PIs too
+        if flag is not None and b.tag not in understood and is_true(flag) and targeted_at_us(b):
+            missing.append(b)
     if missing:
         names = [etree.QName(b) for b in missing]
         raise SoapFault(

@@ -192,3 +192,10 @@ def xop_include(parent: etree._Element, attachment: Attachment) -> etree._Elemen
     # RFC 2392: a cid URL %-encodes what a URL may not carry; the receiver decodes it again.
     inc.set("href", "cid:" + quote(attachment.content_id or "", safe="@.-_~!$&'()*+,;=:"))
     return inc
+
+
+def new_message_id() -> str:
+    """A fresh ``urn:uuid:`` wsa:MessageID: a random (version 4) UUID, RFC 4122 4.4, built from
+    16 random bytes without the uuid module's object (on the path of every answer)."""
+    h = os.urandom(16).hex()
+    return f"urn:uuid:{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
