@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -79,16 +80,41 @@ def start_server(factory: str, port: int, workers: int) -> subprocess.Popen:
     raise RuntimeError(f"{factory} did not start")
 
 
-def wrk(url: str, lua: str, seconds: int, connections: int = 16) -> float:
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its children (uvicorn workers)."""
+    import psutil
+
+    total = 0.0
+    root = psutil.Process(pid)
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def wrk(url: str, lua: str, seconds: int, connections: int = 16, server: int | None = None) -> tuple[float, float]:
+    """(requests/s, CPU ms per request of server and client together). The CPU figure does not
+    depend on what else runs on the machine: on an otherwise idle 2-core machine, where both are
+    CPU-bound, throughput is inversely proportional to it."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(lua)
+    server_before = tree_cpu(server) if server else 0.0
+    client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", f.name, url],
                          capture_output=True, text=True, check=True).stdout
+    client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_cpu = (tree_cpu(server) - server_before) if server else 0.0
     os.unlink(f.name)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         raise RuntimeError(f"{url}: {non2xx.group(1)} error responses\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    client_cpu = (client_after.ru_utime - client_before.ru_utime) + (client_after.ru_stime - client_before.ru_stime)
+    return rps, (server_cpu + client_cpu) / max(requests, 1) * 1000
 
 
 def lua_post(content_type: str, body_file: Path | None = None, body: str | None = None) -> str:
@@ -176,17 +202,19 @@ def main() -> None:
             up_ct = mtom_body(1 << 20, up)
             down = ECHO.format(op="Download", mid=uuid.uuid4(), body='<b:Download xmlns:b="urn:bench"/>')
             cases = [
-                ("bare Starlette, fixed bytes (ceiling)", f"http://127.0.0.1:{bare}/bare", lua_post(soap_ct, body=echo)),
-                ("SOAP echo", f"http://127.0.0.1:{ours}/soap", lua_post(soap_ct, body=echo)),
-                ("bare Starlette, 1 MiB upload drained (ceiling)", f"http://127.0.0.1:{bare}/bare",
-                 lua_post(up_ct, body_file=up)),
-                ("MTOM upload 1 MiB (SHA-1 of the part)", f"http://127.0.0.1:{ours}/soap", lua_post(up_ct, body_file=up)),
-                ("MTOM download 1 MiB", f"http://127.0.0.1:{ours}/soap", lua_post(soap_ct, body=down)),
+                ("bare Starlette, fixed bytes (ceiling)", bare, "/bare", lua_post(soap_ct, body=echo)),
+                ("SOAP echo", ours, "/soap", lua_post(soap_ct, body=echo)),
+                ("bare Starlette, 1 MiB upload drained (ceiling)", bare, "/bare", lua_post(up_ct, body_file=up)),
+                ("MTOM upload 1 MiB (SHA-1 of the part)", ours, "/soap", lua_post(up_ct, body_file=up)),
+                ("MTOM download 1 MiB", ours, "/soap", lua_post(soap_ct, body=down)),
             ]
+            servers = {ours: p1.pid, bare: p2.pid}
             # each round measures every case once, a ceiling right before the case it bounds
             for _ in range(args.rounds):
-                for name, url, lua in cases:
-                    rounds.setdefault(name, []).append(wrk(url, lua, args.seconds))
+                for name, port, path, lua in cases:
+                    rounds.setdefault(name, []).append(
+                        wrk(f"http://127.0.0.1:{port}{path}", lua, args.seconds, server=servers[port])
+                    )
     finally:
         for p in (p1, p2):
             p.terminate()
@@ -195,12 +223,19 @@ def main() -> None:
     ceilings = {names[1]: names[0], names[3]: names[2]}
     print(f"\nSOAP layer, uvicorn 2 workers, wrk -t2 -c16 -d{args.seconds}s, {os.cpu_count()} cores, "
           f"{args.rounds} rounds, load average {os.getloadavg()[0]:.1f} at the end\n")
-    print("| case | req/s per round | median | share of ceiling per round | median share |\n|---|---|---:|---|---:|")
+    print("| case | req/s per round | median req/s | share of ceiling per round | median share "
+          "| CPU ms/request (server + wrk), median | CPU-bound share |\n|---|---|---:|---|---:|---:|---:|")
     for name, values in rounds.items():
-        shares = [v / c for v, c in zip(values, rounds[ceilings[name]], strict=True)] if name in ceilings else []
+        rps = [v for v, _ in values]
+        cpu = statistics.median(c for _, c in values)
+        shares, cpu_share = [], ""
+        if name in ceilings:
+            ceiling = rounds[ceilings[name]]
+            shares = [v / c for v, c in zip(rps, (c for c, _ in ceiling), strict=True)]
+            cpu_share = f"{statistics.median(c for _, c in ceiling) / cpu:.0%}"
         share_cells = (", ".join(f"{x:.0%}" for x in shares), f"{statistics.median(shares):.0%}") if shares else ("", "")
-        print(f"| {name} | {', '.join(f'{v:,.0f}' for v in values)} | {statistics.median(values):,.0f} | "
-              f"{share_cells[0]} | {share_cells[1]} |")
+        print(f"| {name} | {', '.join(f'{v:,.0f}' for v in rps)} | {statistics.median(rps):,.0f} | "
+              f"{share_cells[0]} | {share_cells[1]} | {cpu:.3f} | {cpu_share} |")
     idle, peak = big_upload_rss(args.big_mib << 20)
     print(f"\n{args.big_mib} MiB MTOM upload, 1 worker: idle RSS {idle / 1024:.0f} MiB, peak {peak / 1024:.0f} MiB, "
           f"growth {(peak - idle) / 1024:.0f} MiB")
