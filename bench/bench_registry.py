@@ -443,23 +443,33 @@ def find_documents_request() -> bytes:
 
 
 def find_latency(port: int, requests: int) -> dict[str, float]:
+    """Sequential FindDocuments over one keep-alive connection. The client is the standard
+    library's http.client: httpx (h11) was measured to spend ~10 ms (p50; p99 ~60 ms) receiving a
+    1.5 MB answer that http.client reads in 0.5 ms, which would have measured the client."""
+    import http.client
+
     body = find_documents_request()
-    headers = {"content-type": f'application/soap+xml; charset=UTF-8; action="{ITI18_ACTION}"'}
+    headers = {"Content-Type": f'application/soap+xml; charset=UTF-8; action="{ITI18_ACTION}"'}
     times = []
     size = 0
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
         for i in range(requests + 50):
             t0 = time.perf_counter()
-            r = client.post("/xds/registry", content=body, headers=headers)
+            conn.request("POST", "/xds/registry", body=body, headers=headers)
+            response = conn.getresponse()
+            content = response.read()
             elapsed = time.perf_counter() - t0
-            if r.status_code != 200 or b"ResponseStatusType:Success" not in r.content:
-                raise RuntimeError(f"FindDocuments failed: {r.status_code} {r.content[:2000]!r}")
-            found = r.content.count(b"<rim:ExtrinsicObject")
+            if response.status != 200 or b"ResponseStatusType:Success" not in content:
+                raise RuntimeError(f"FindDocuments failed: {response.status} {content[:2000]!r}")
+            found = content.count(b"<rim:ExtrinsicObject")
             if found != 200:
                 raise RuntimeError(f"FindDocuments found {found} entries, not 200")
-            size = len(r.content)
+            size = len(content)
             if i >= 50:  # after warm-up
                 times.append(elapsed)
+    finally:
+        conn.close()
     q = statistics.quantiles(times, n=100, method="inclusive")
     return {"p50": q[49] * 1000, "p99": q[98] * 1000, "mean": statistics.mean(times) * 1000, "bytes": size}
 
