@@ -139,7 +139,7 @@ def study_object(study_uid: str, instances: tuple[tuple[str, str], ...] = ()) ->
     for sop_class, sop_instance in instances:
         by_class.setdefault(sop_class, []).append(sop_instance)
     return ParticipantObject(study_uid, c.SYSTEM_OBJECT, c.ROLE_REPORT, c.STUDY_INSTANCE_UID,
-                             sop_classes=by_class, contains_study=[study_uid])
+                             sop_classes=by_class, contains_study=[study_uid] if study_uid else [])
 
 
 def _objects(tx: Transaction, ctx: AuditContext) -> list[ParticipantObject]:
@@ -214,9 +214,10 @@ def patient_identity_feed(
 def instances_transferred(*, outcome: int, sender: Party, receiver: Party, source: Source, study: str,
                           instances: tuple[tuple[str, str], ...] = (), patient_id: str = "", action: str = c.CREATE,
                           description: str = "") -> AuditMessage:
-    """DICOM Instances Transferred (PS3.15 A.5.3.5), on the receiving side of a C-STORE association:
+    """DICOM Instances Transferred (PS3.15 A.5.3.7), on the receiving side of a C-STORE association:
     the sending AE (``sender``: AE title, address, certificate) is the Source, the node's listener
-    the Destination; the study with its instances by SOP class, and its patient."""
+    the Destination; the study with the instances stored by SOP class, and its patient. ``study``
+    is "" for data sets so malformed that their study is unknown (the object reads "unknown")."""
     participants = [_remote(sender, True, c.SOURCE), _node(receiver, False, c.DESTINATION, source)]
     objects = [study_object(study, instances)]
     if patient_id:
@@ -254,7 +255,8 @@ def security_alert(*, outcome: int, alert: Coded, reporter: Party, performer: Pa
     participants = [
         _node(reporter, False, c.APPLICATION, source),
         ActiveParticipant(performer.certificate or performer.address or performer.user_id or "unknown", True, [],
-                          user_name=performer.certificate, network_access_point=performer.address, kind="system"),
+                          alternative_user_id=performer.alternative_user_id, user_name=performer.certificate,
+                          network_access_point=performer.address, kind="system"),
     ]
     objects = [ParticipantObject(subject, c.SYSTEM_OBJECT, c.ROLE_SECURITY_RESOURCE, c.URI,
                                  details=[("Alert Description", description.encode())])]

@@ -139,6 +139,9 @@ class PatientIdentityFeed:
         except HL7ParseError as exc:
             message = None
             outcome = FeedOutcome(REJECT, AckError(exc.code, exc.reason, exc.location))
+            header = _header(payload) if self.audit is not None else None
+            if header is not None and header.message_type == "ADT":  # refused, and audited as such
+                await asyncio.to_thread(self._audit, header, outcome)
         else:
             if self.pix is not None and message.message_type == "QBP":
                 text = await asyncio.to_thread(self.pix.answer, message)
@@ -182,8 +185,13 @@ class PatientIdentityFeed:
         return outcome
 
     def _audit(self, message: Message, outcome: FeedOutcome) -> None:
+        record = self._audit_message(message, outcome)
+        if record is not None:
+            self.audit.record(record)
+
+    def _audit_message(self, message: Message, outcome: FeedOutcome) -> Any:
         """ITI TF-2a 3.8.5.1.2 (Document Registry as Patient Identity Consumer): Patient Record,
-        C for A01/A04/A05, U for A08/A40/A47; outcome 0 (AA), 4 (AE), 8 (AR)."""
+        C for A01/A04/A05, U for A08/A40/A47; the outcome per :func:`audit_outcome`."""
         from xds.audit import events
         from xds.hl7.mllp import current_peer
 
@@ -194,7 +202,7 @@ class PatientIdentityFeed:
             receiver = f"{_namespace(message.msh, 5) or self.receiving_application}|" \
                        f"{_namespace(message.msh, 6) or self.receiving_facility}"
             record = events.patient_identity_feed(
-                outcome={ACCEPT: 0, ERROR: 4}.get(outcome.code, 8),
+                outcome=audit_outcome(outcome),
                 action="C" if message.trigger_event in ("A01", "A04", "A05") else "U",
                 patient_id=patient,
                 message_control_id=message.control_id,
@@ -205,16 +213,17 @@ class PatientIdentityFeed:
             )
         except Exception:
             log.exception("ITI-8 control_id=%s: audit message could not be built", message.control_id)
-            return
-        self.audit.record(record)
+            return None
+        return record
 
     def reject_oversize(self, head: bytes, limit: int) -> bytes:
         """AR for a message of more than ``limit`` bytes, answered from its MSH when readable."""
-        try:
-            message: Message | None = Message.parse(re.split(rb"[\r\n]", head, maxsplit=1)[0])
-        except HL7ParseError:
-            message = None
+        message = _header(head)
         outcome = FeedOutcome(REJECT, AckError(VALUE_TOO_LONG, f"message larger than {limit} bytes; not read"))
+        if self.audit is not None and message is not None and message.message_type == "ADT":
+            record = self._audit_message(message, outcome)
+            if record is not None:
+                self.audit.submit(record)  # called on the event loop: recorded off it
         self._log(message, outcome)
         text = build_ack(message, REJECT, outcome.error, application=self.receiving_application,
                          facility=self.receiving_facility)
@@ -228,6 +237,19 @@ class PatientIdentityFeed:
         detail = f" ({outcome.error.code}: {outcome.error.reason})" if outcome.error else ""
         log.log(level, "ITI-8 %s control_id=%s -> %s%s", _type(message), message.control_id,
                 outcome.code, detail)
+
+
+def audit_outcome(outcome: FeedOutcome) -> int:
+    """EventOutcomeIndicator (PS3.15 A.5.1) of an ITI-8 message, read as the node reads SOAP
+    transactions: AA 0; AE and AR 8 (serious failure: the message was refused, nothing of it was
+    recorded: the sender must fix or stop sending it); AR 207 12 (major failure: the registry could
+    not record it, the service was unavailable). An ACK never reports a partly applied message, so
+    4 (minor failure) does not occur."""
+    if outcome.code == ACCEPT:
+        return 0
+    if outcome.code == REJECT and outcome.error is not None and outcome.error.code == APPLICATION_INTERNAL_ERROR:
+        return 12
+    return 8
 
 
 def evaluate(message: Message, domain: str | IdentityDomain, digest: str = "") -> FeedOutcome:
@@ -436,6 +458,14 @@ def _apply(sink: PatientIdentitySink, event: AdtEvent) -> AckError | None:
         if merge is not None and prior != event.hn:
             merge(prior, event.hn, event.control_id)
     return None
+
+
+def _header(payload: bytes) -> Message | None:
+    """The message's MSH alone (of a message too large or too broken to read whole), or None."""
+    try:
+        return Message.parse(re.split(rb"[\r\n]", payload, maxsplit=1)[0])
+    except HL7ParseError:
+        return None
 
 
 def _type(message: Message) -> str:

@@ -8,7 +8,11 @@ Source can restart the study's quiet period.
 
 Association policy (PS3.8 9.3.4 A-ASSOCIATE-RJ): with ``reject_unknown_calling_ae`` the called AE
 title must be ours and the calling AE title one of ``calling_ae_titles``; otherwise any peer may
-store.
+store. A rejected association is a Security Alert (Node Authentication) in the audit trail.
+
+Audit (PS3.15 A.5.3.7): when an association's connection closes, one DICOM Instances Transferred
+message per study it sent, whose outcome says how the C-STOREs of that study went (see
+:func:`transfer_outcome`).
 
 Many storage SCUs (dcmtk's storescu among them) write a PDU's header and its data in separate
 writes without TCP_NODELAY: Nagle's algorithm then holds the data until the header is acknowledged,
@@ -20,10 +24,12 @@ quick-ack mode on its own).
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from pynetdicom import AE, evt
@@ -31,7 +37,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 from xds.config import ImagingConfig
-from xds.imaging.instance_store import InstanceError, InstanceStore, StoredInstance, part10
+from xds.imaging.instance_store import InstanceError, InstanceStore, StoredInstance, part10, read_header
 
 log = logging.getLogger("xds.imaging")
 
@@ -101,6 +107,56 @@ CANNOT_UNDERSTAND = 0xC000
 
 StoredCallback = Callable[[StoredInstance], None]
 
+
+@dataclass(frozen=True)
+class FailedStore:
+    """A C-STORE the listener did not store: its SOP Class / Instance UIDs (from the request), the
+    status it was answered with and why (no data set values: they may be patient data)."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    status: int
+    reason: str
+
+
+@dataclass
+class StudyTransfer:
+    """What one association sent of one study."""
+
+    stored: list[StoredInstance] = field(default_factory=list)
+    failed: list[FailedStore] = field(default_factory=list)
+
+
+_FAILED_UIDS_LISTED = 5  # failed SOP Instance UIDs named in EventOutcomeDescription
+
+
+def transfer_outcome(transfer: StudyTransfer) -> tuple[int, str]:
+    """EventOutcomeIndicator and EventOutcomeDescription of a study's DICOM Instances Transferred
+    message (PS3.15 A.5.1 outcome codes, read as the node's other transactions read them):
+    0 every instance stored; 4 (minor failure) some stored, some not; 8 (serious failure) none
+    stored because the sender's data sets were refused; 12 (major failure) none stored because the
+    node could not store them (out of resources: the service was unavailable)."""
+    from xds.audit import codes
+
+    failed = transfer.failed
+    if not failed:
+        return codes.SUCCESS, ""
+    stored = len(transfer.stored)
+    total = stored + len(failed)
+    by_status: dict[tuple[int, str], int] = {}
+    for f in failed:
+        by_status[(f.status, f.reason)] = by_status.get((f.status, f.reason), 0) + 1
+    reasons = "; ".join(f"{n} answered {status:04X} ({reason})" for (status, reason), n in by_status.items())
+    uids = [f.sop_instance_uid or "?" for f in failed]
+    listed = ", ".join(uids[:_FAILED_UIDS_LISTED]) + (f" and {len(uids) - _FAILED_UIDS_LISTED} more"
+                                                      if len(uids) > _FAILED_UIDS_LISTED else "")
+    description = f"{len(failed)} of {total} instances not stored: {reasons}; SOP Instance UIDs {listed}"
+    if stored:
+        return codes.MINOR_FAILURE, description
+    if all(f.status == OUT_OF_RESOURCES for f in failed):
+        return codes.MAJOR_FAILURE, description
+    return codes.SERIOUS_FAILURE, description
+
 _TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 
@@ -142,7 +198,7 @@ class StorageSCP:
         self.audit = audit  # xds.audit.trail.AuditTrail: DICOM Instances Transferred per study per association
         self.listener_uri = listener_uri or f"dicom://{settings.ae_title}@{settings.host}:{settings.port}"
         self.patient_of = patient_of
-        self._received: dict[int, dict[str, list[StoredInstance]]] = {}
+        self._received: dict[int, dict[str, StudyTransfer]] = {}  # by association, by Study Instance UID
         self._peers: dict[int, str] = {}  # the association's TLS client certificate subject
         self._received_lock = threading.Lock()
         self.ae = self._application_entity()
@@ -173,7 +229,7 @@ class StorageSCP:
             pynetdicom_log.setLevel(logging.WARNING)
         handlers = [(evt.EVT_C_STORE, self._handle_store), (evt.EVT_C_ECHO, _handle_echo)]
         if self.audit is not None:
-            handlers.append((evt.EVT_CONN_CLOSE, self._handle_closed))
+            handlers += [(evt.EVT_CONN_CLOSE, self._handle_closed), (evt.EVT_REJECTED, self._handle_rejected)]
         server = self.ae.make_server(
             (self.settings.host, self.settings.port), evt_handlers=handlers, server_class=_AssociationServer,
             ssl_context=self.ssl_context,
@@ -195,6 +251,7 @@ class StorageSCP:
 
     def _handle_store(self, event: Any) -> int:
         calling = event.assoc.requestor.ae_title
+        data: bytes | None = None
         try:
             meta = event.file_meta
             meta.SourceApplicationEntityTitle = calling
@@ -202,17 +259,14 @@ class StorageSCP:
             instance = self.instances.add(data, calling_ae=calling)
         except InstanceError as e:
             log.warning("C-STORE from %s refused: %s", calling, e)
+            self._note_failed(event, data, CANNOT_UNDERSTAND, str(e))
             return CANNOT_UNDERSTAND
         except Exception:
             log.exception("C-STORE from %s could not be stored", calling)
+            self._note_failed(event, data, OUT_OF_RESOURCES, "the node could not store it")
             return OUT_OF_RESOURCES
         if self.audit is not None:
-            key = id(event.assoc)
-            if key not in self._received and self.ssl_context is not None:
-                self._peers[key] = _peer_subject(event.assoc)
-            with self._received_lock:
-                by_study = self._received.setdefault(key, {})
-                by_study.setdefault(instance.study_instance_uid, []).append(instance)
+            self._transfer(event.assoc, instance.study_instance_uid, lambda t: t.stored.append(instance))
         if self.on_stored is not None:
             try:
                 self.on_stored(instance)
@@ -220,9 +274,30 @@ class StorageSCP:
                 log.exception("after C-STORE of %s", instance.sop_instance_uid)
         return SUCCESS
 
+    def _transfer(self, assoc: Any, study: str, note: Callable[[StudyTransfer], None]) -> None:
+        key = id(assoc)
+        if key not in self._received and self.ssl_context is not None:
+            self._peers[key] = _peer_subject(assoc)
+        with self._received_lock:
+            note(self._received.setdefault(key, {}).setdefault(study, StudyTransfer()))
+
+    def _note_failed(self, event: Any, data: bytes | None, status: int, reason: str) -> None:
+        """Remember a C-STORE that was not stored, under its study when the data set names one
+        (the audit of a failed transfer must not fail: best effort, never raises)."""
+        if self.audit is None:
+            return
+        try:
+            meta = event.file_meta
+            failed = FailedStore(str(meta.get("MediaStorageSOPClassUID", "") or ""),
+                                 str(meta.get("MediaStorageSOPInstanceUID", "") or ""), status, reason)
+            self._transfer(event.assoc, _study_of(data), lambda t: t.failed.append(failed))
+        except Exception as e:
+            log.warning("audit: a refused C-STORE from %s could not be noted (%s)",
+                        event.assoc.requestor.ae_title, type(e).__name__)
+
     def _handle_closed(self, event: Any) -> None:
         """The association's connection closed: one DICOM Instances Transferred record per study
-        it stored (PS3.15 A.5.3.5 allows one patient per message)."""
+        it sent (PS3.15 A.5.3.7: one patient per message)."""
         with self._received_lock:
             by_study = self._received.pop(id(event.assoc), None)
             subject = self._peers.pop(id(event.assoc), "")
@@ -233,8 +308,8 @@ class StorageSCP:
                 log.exception("DICOM Instances Transferred audit of an association from %s",
                               event.assoc.requestor.ae_title)
 
-    def _audit_received(self, assoc: Any, by_study: dict[str, list[StoredInstance]], subject: str) -> None:
-        from xds.audit import codes, events
+    def _audit_received(self, assoc: Any, by_study: dict[str, StudyTransfer], subject: str) -> None:
+        from xds.audit import events
 
         audit = self.audit
         requestor = assoc.requestor
@@ -242,19 +317,59 @@ class StorageSCP:
         sender = events.Party(calling, str(requestor.address or ""), subject,
                               alternative_user_id=f"AETITLES={calling}")
         receiver = events.Party(self.listener_uri, alternative_user_id=f"AETITLES={self.settings.ae_title}")
-        for study, instances in by_study.items():
+        for study, transfer in by_study.items():
             patient = ""
+            instances = transfer.stored
             try:
-                patient = self.patient_of(instances[0]) if self.patient_of is not None else self._study_patient(study)
+                if instances and self.patient_of is not None:
+                    patient = self.patient_of(instances[0])
+                elif study:
+                    patient = self._study_patient(study)
             except Exception as e:  # stored as received: the data set need not decode past its header
                 log.warning("audit: the patient of study %s could not be read from its instance (%s); "
                             "recording the Patient ID indexed at reception", study, type(e).__name__)
                 patient = self._study_patient(study)
             pairs = tuple(dict.fromkeys((i.sop_class_uid, i.sop_instance_uid) for i in instances))
+            outcome, description = transfer_outcome(transfer)
             audit.record(events.instances_transferred(
-                outcome=codes.SUCCESS, sender=sender, receiver=receiver, source=audit.source, study=study,
-                instances=pairs, patient_id=patient,
+                outcome=outcome, sender=sender, receiver=receiver, source=audit.source, study=study,
+                instances=pairs, patient_id=patient, description=description,
             ))
+
+    def _handle_rejected(self, event: Any) -> None:
+        """An association this listener rejected (PS3.8 9.3.4): a Security Alert, Node
+        Authentication failure, when the AE titles were the reason (PS3.15 A.5.3.17)."""
+        try:
+            reason = self._rejection_reason(event.assoc)
+            if reason is None:
+                log.warning("DICOM association from %s rejected: too many associations",
+                            event.assoc.requestor.address)
+                return
+            from xds.audit import codes, events
+
+            requestor = event.assoc.requestor
+            calling = str(requestor.ae_title or "").strip()
+            subject = _peer_subject(event.assoc) if self.ssl_context is not None else ""
+            self.audit.record(events.security_alert(
+                outcome=codes.MINOR_FAILURE, alert=codes.NODE_AUTHENTICATION,
+                reporter=events.Party(self.listener_uri),
+                performer=events.Party(calling, str(requestor.address or ""), subject,
+                                       alternative_user_id=f"AETITLES={calling}"),
+                subject=self.listener_uri, source=self.audit.source, description=reason,
+            ))
+        except Exception:
+            log.exception("audit of a rejected DICOM association")
+
+    def _rejection_reason(self, assoc: Any) -> str | None:
+        s = self.settings
+        calling = str(assoc.requestor.ae_title or "").strip()
+        primitive = getattr(assoc.requestor, "primitive", None)
+        called = str(getattr(primitive, "called_ae_title", "") or "").strip()
+        if s.reject_unknown_calling_ae and calling not in [t.strip() for t in s.calling_ae_titles]:
+            return f"association rejected: calling AE title {calling!r} is not accepted"
+        if s.reject_unknown_calling_ae and called != s.ae_title.strip():
+            return f"association rejected: called AE title {called!r} is not this listener's"
+        return None
 
     def _study_patient(self, study_instance_uid: str) -> str:
         study = self.instances.study(study_instance_uid)
@@ -262,6 +377,16 @@ class StorageSCP:
             return ""
         issuer = study.issuer_of_patient_id
         return f"{study.patient_id}^^^{issuer}" if issuer else study.patient_id
+
+
+def _study_of(data: bytes | None) -> str:
+    """The Study Instance UID of a data set that was not stored, or "" when it cannot be read."""
+    if data is None:
+        return ""
+    try:
+        return str(read_header(io.BytesIO(data)).get("StudyInstanceUID", "") or "").strip()
+    except Exception:
+        return ""
 
 
 def _peer_subject(assoc: Any) -> str:

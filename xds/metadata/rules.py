@@ -86,6 +86,14 @@ class ErrorCode(StrEnum):
 
 C = ErrorCode
 
+# errorCodes that say the responder (or a system it depends on) could not serve the request, not that
+# the request was wrong (ITI TF-3 Table 4.2.4.1-2). A Failure made of these only is a failure of the
+# service: its audit message says major failure (12), not serious failure (8).
+UNAVAILABLE = frozenset({
+    C.XDS_REGISTRY_BUSY, C.XDS_REPOSITORY_BUSY, C.XDS_REGISTRY_OUT_OF_RESOURCES,
+    C.XDS_REPOSITORY_OUT_OF_RESOURCES, C.XDS_REGISTRY_NOT_AVAILABLE, C.XDS_UNAVAILABLE_COMMUNITY,
+})
+
 
 @unique
 class Rule(Enum):

@@ -41,16 +41,23 @@ _STATUS_OUTCOME = {"Success": codes.SUCCESS, "PartialSuccess": codes.MINOR_FAILU
 
 
 def response_outcome(response: SoapResponse) -> tuple[int, str]:
-    """EventOutcomeIndicator from the response's RegistryResponse status, and the error codes."""
+    """EventOutcomeIndicator from the response's RegistryResponse status, and the error codes:
+    Success 0, PartialSuccess 4 (minor failure), Failure 8 (serious failure: the request was
+    refused) or 12 (major failure) when every error says the service itself was unavailable
+    (busy, out of resources, a registry or community not reachable: ``rules.UNAVAILABLE``)."""
+    from xds.metadata.rules import UNAVAILABLE
+
     body = response.body_element
     status = body.get("status")
     if status is None:
         rr = body.find(f"{{{RS}}}RegistryResponse")
         status = rr.get("status") if rr is not None else None
     errors = sorted({e.get("errorCode", "") for e in body.iter(f"{{{RS}}}RegistryError")
-                     if e.get("severity", "").endswith("Error")})
+                     if e.get("severity", "").endswith("Error")} - {""})
     outcome = _STATUS_OUTCOME.get((status or "Success").rsplit(":", 1)[-1], codes.SUCCESS)
-    return outcome, ", ".join(e for e in errors if e)
+    if outcome == codes.SERIOUS_FAILURE and errors and all(e in UNAVAILABLE for e in errors):
+        outcome = codes.MAJOR_FAILURE
+    return outcome, ", ".join(errors)
 
 
 class NodeSecurity:
@@ -222,7 +229,8 @@ class EndpointGuard:
         message = events.transaction_message(tx, outcome=outcome, node=node, peer=peer, source=audit.source,
                                              context=context, person=person, description=description)
         links: list[tuple[str, str, str]] = []
-        if context is not None and tx.pattern == events.IMPORT and outcome != codes.SERIOUS_FAILURE:
+        # an import that failed brought nothing: its ids must not be tied to the patient
+        if context is not None and tx.pattern == events.IMPORT and outcome in (codes.SUCCESS, codes.MINOR_FAILURE):
             for patient in context.patient_ids:
                 links += [("document", d.unique_id, patient) for d in context.documents]
                 links += [("study", s.study_instance_uid, patient) for s in context.studies]
