@@ -159,3 +159,37 @@ def test_s3_interrupted_multipart_upload_is_aborted_by_purge(s3_settings) -> Non
     assert uploads == []
     assert list(store.list()) == []
     store.close()
+
+
+def test_a_key_space_is_apart_from_its_parent_store(store: DocumentStore) -> None:
+    images = store.key_space("imaging")
+    doc = store.put(io.BytesIO(b"a document"))
+    instance = images.put(io.BytesIO(b"an instance"))
+    assert [e.key for e in store.list()] == [doc.key]
+    assert [e.key for e in images.list()] == [instance.key]
+    assert not store.exists(instance.key) and not images.exists(doc.key)
+    with images.open(instance.key) as f:
+        assert f.read() == b"an instance"
+    store.delete(instance.key)  # not the parent's to delete
+    assert images.exists(instance.key)
+    images.close()
+
+
+def test_the_parent_store_purges_only_its_own_interrupted_writes(store: DocumentStore) -> None:
+    images = store.key_space("imaging")
+    if isinstance(images, S3Store):
+        name = images.object_name(new_key())
+        images.client.create_multipart_upload(Bucket=images.bucket, Key=name)
+    else:
+        assert isinstance(images, FilesystemStore)
+        kept = images.put(io.BytesIO(b"x")).key
+        (images.path(kept).parent / f".{new_key()}.abc.tmp").write_bytes(b"partial")
+    assert store.purge_incomplete(time.time() + 60) == 0
+    assert images.purge_incomplete(time.time() + 60) == 1
+    images.close()
+
+
+@pytest.mark.parametrize("name", ["ab", "Imaging", "9lives", "a/b", "0123456789abcdef0123456789abcdef"])
+def test_a_key_space_name_can_never_be_taken_for_a_key_or_a_directory_level(tmp_path, name: str) -> None:
+    with pytest.raises(ValueError):
+        FilesystemStore(tmp_path / "docs").key_space(name)

@@ -4,7 +4,9 @@ Layout: ``<root>/<k0k1>/<k2k3>/<key>``; two levels of 256 directories keep direc
 millions of documents. A write goes to a hidden temporary file in the final directory, is fsynced,
 renamed over the final name (atomic on POSIX) and the directory is fsynced, so after a crash a key
 names either nothing or the complete document. Left-over temporary files are removed by
-:meth:`FilesystemStore.purge_incomplete` at start-up.
+:meth:`FilesystemStore.purge_incomplete` at start-up. A key space (:meth:`FilesystemStore.key_space`)
+is a subdirectory ``<root>/<name>`` laid out the same way; its name is never two characters long,
+so the parent's scans, which only enter the two-character levels, never see its files.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from xds.repository.store import (
     StoreEntry,
     StoreError,
     check_key,
+    check_key_space,
     new_key,
 )
 
@@ -149,6 +152,9 @@ class FilesystemStore(DocumentStore):
             except FileNotFoundError:
                 continue
         return removed
+
+    def key_space(self, name: str) -> FilesystemStore:
+        return FilesystemStore(self.root / check_key_space(name), fsync=self.fsync)
 
     def __repr__(self) -> str:
         return f"FilesystemStore({str(self.root)!r})"

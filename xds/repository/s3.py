@@ -5,7 +5,10 @@ from the stream one after the other (hashing them in order) and sent by a few th
 stays at ``(concurrency + 1) * part_size`` whatever the document's size. S3 makes an object
 visible only when its PutObject or CompleteMultipartUpload succeeds, which gives the same atomicity
 as the filesystem store's rename; an upload interrupted by a crash stays an unfinished multipart
-upload, aborted by :meth:`S3Store.purge_incomplete` at start-up.
+upload, aborted by :meth:`S3Store.purge_incomplete` at start-up. A key space
+(:meth:`S3Store.key_space`) is the object-name prefix ``<prefix><name>/`` in the same bucket; the
+parent store lists with the delimiter ``/`` and aborts only uploads of its own keys, so it never
+sees or touches the objects of a key space.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from xds.repository.store import (
     StoreEntry,
     StoreError,
     check_key,
+    check_key_space,
     new_key,
 )
 
@@ -201,9 +205,21 @@ class S3Store(DocumentStore):
                 return False
             raise StoreError(f"cannot read from S3 bucket {self.bucket!r}: {e}") from None
 
+    def key_space(self, name: str) -> S3Store:
+        return S3Store(bucket=self.bucket, prefix=f"{self.prefix}{check_key_space(name)}/", part_size=self.part_size,
+                       concurrency=self.concurrency, create_bucket=False, client=self.client)
+
+    def _own(self, name: str) -> bool:
+        try:
+            check_key(name[len(self.prefix) :])
+            return name.startswith(self.prefix)
+        except ValueError:
+            return False
+
     def list(self) -> Iterator[StoreEntry]:
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+        # the delimiter leaves the key spaces' objects (``<prefix><name>/<key>``) out of the listing
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="/"):
             for obj in page.get("Contents", []):
                 key = obj["Key"][len(self.prefix) :]
                 try:
@@ -217,7 +233,7 @@ class S3Store(DocumentStore):
         paginator = self.client.get_paginator("list_multipart_uploads")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
             for upload in page.get("Uploads", []):
-                if upload["Initiated"].timestamp() >= older_than:
+                if upload["Initiated"].timestamp() >= older_than or not self._own(upload["Key"]):
                     continue
                 try:
                     self.client.abort_multipart_upload(

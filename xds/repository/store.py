@@ -20,6 +20,7 @@ from typing import BinaryIO
 CHUNK = 1024 * 1024
 
 _KEY = re.compile(r"^[0-9a-f]{32}$")
+_KEY_SPACE = re.compile(r"^[a-z][a-z0-9-]{2,31}$")
 
 
 class DocumentNotFound(KeyError):
@@ -63,6 +64,13 @@ def check_key(key: str) -> str:
     if not _KEY.match(key):
         raise ValueError("a storage key is 32 lower-case hex digits")
     return key
+
+
+def check_key_space(name: str) -> str:
+    """A key space is named by 3-32 lower-case letters, digits and hyphens (never a key)."""
+    if not _KEY_SPACE.match(name):
+        raise ValueError("a key space name is 3-32 lower-case letters, digits or hyphens, starting with a letter")
+    return name
 
 
 class HashingReader:
@@ -136,6 +144,13 @@ class DocumentStore(ABC):
     def purge_incomplete(self, older_than: float) -> int:
         """Remove what interrupted writes left behind (temporary files, unfinished multipart
         uploads) started before the POSIX time ``older_than``. Returns how many were removed."""
+
+    @abstractmethod
+    def key_space(self, name: str) -> DocumentStore:
+        """A store on the same backend (same directory tree, same bucket) whose keys are apart from
+        this one's: its objects are never in this store's ``list`` nor removed by its
+        ``purge_incomplete``, so each store's reconciliation sees only its own objects. The
+        Imaging Document Source keeps its DICOM instances in the key space ``imaging``."""
 
     def open(self, key: str) -> BinaryIO:
         return self.opener(key)()
