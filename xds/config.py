@@ -221,6 +221,11 @@ class XuaConfig:
     # accepted AudienceRestriction values; [] = the node's base URL, the endpoint's URL, home_community_id
     audiences: list[str] = field(default_factory=list)
     clock_skew_seconds: int = 60
+    # an assertion presented again in another message within its validity (xds.security.replay):
+    # "refuse" every such reuse, or "one-time-use": only of assertions with a OneTimeUse condition
+    replay: str = "refuse"
+    replay_database_url: str = ""  # "" = SQLite <data_dir>/xua.sqlite; PostgreSQL for nodes on several hosts
+    replay_purge_seconds: int = 60  # how often a process deletes the expired assertions
     identity_providers: list[XuaIdentityProviderConfig] = field(
         default_factory=list, metadata={"item": XuaIdentityProviderConfig})
     endpoints: XuaEndpointsConfig = field(default_factory=XuaEndpointsConfig)
@@ -308,6 +313,7 @@ _CHOICES = {
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR"),
     "audit.transport": ("tls", "tcp"),
     "xua.policy": ("required", "optional", "off"),
+    "xua.replay": ("refuse", "one-time-use"),
 }
 
 
@@ -470,6 +476,8 @@ def _validate_xua(cfg: NodeConfig) -> None:
             raise ConfigError(f"configuration key 'xua.endpoints.{f.name}' must be required, optional or off, not {value!r}")
     if xua.clock_skew_seconds < 0:
         raise ConfigError("configuration key 'xua.clock_skew_seconds' must not be negative")
+    if xua.replay_purge_seconds <= 0:
+        raise ConfigError("configuration key 'xua.replay_purge_seconds' must be positive")
     issuers: set[str] = set()
     for i, idp in enumerate(xua.identity_providers):
         where = f"xua.identity_providers[{i}]"

@@ -49,6 +49,7 @@ def assertion(
     not_on_or_after: dt.datetime | None = None,
     role: tuple[str, str, str, str] = PHYSICIAN,
     purpose: tuple[str, str, str, str] = TREATMENT,
+    one_time_use: bool = False,
 ) -> etree._Element:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     a = etree.Element(f"{{{SAML2}}}Assertion", nsmap={"saml2": SAML2}, ID=f"_{uuid.uuid4().hex}", Version="2.0",
@@ -62,6 +63,8 @@ def assertion(
                             NotBefore=(not_before or now - dt.timedelta(minutes=1)).isoformat().replace("+00:00", "Z"),
                             NotOnOrAfter=(not_on_or_after or now + dt.timedelta(minutes=5)).isoformat().replace("+00:00", "Z"))
     etree.SubElement(etree.SubElement(cond, f"{{{SAML2}}}AudienceRestriction"), f"{{{SAML2}}}Audience").text = audience
+    if one_time_use:
+        etree.SubElement(cond, f"{{{SAML2}}}OneTimeUse")
     etree.SubElement(a, f"{{{SAML2}}}AuthnStatement", AuthnInstant=now.isoformat().replace("+00:00", "Z"))
     statement = etree.SubElement(a, f"{{{SAML2}}}AttributeStatement")
     _attribute(statement, "urn:oasis:names:tc:xspa:1.0:subject:subject-id", subject_name)

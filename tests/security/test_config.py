@@ -22,6 +22,8 @@ def load(tmp_path, overrides: dict) -> config.NodeConfig:
     ({"audit": {"transport": "udp"}}, "audit.transport"),
     ({"audit": {"retry_max_seconds": 0}}, "audit.retry_max_seconds"),
     ({"xua": {"policy": "always"}}, "xua.policy"),
+    ({"xua": {"replay": "allow"}}, "xua.replay"),
+    ({"xua": {"replay_purge_seconds": 0}}, "xua.replay_purge_seconds"),
     ({"xua": {"endpoints": {"registry": "required"}}}, "xua.identity_providers"),
     ({"xua": {"identity_providers": [{"issuer": "https://idp", "certificate": "/nonexistent.pem"}]}},
      "xua.identity_providers[0].certificate"),
@@ -37,6 +39,7 @@ def test_a_complete_tls_audit_and_xua_configuration_loads(tmp_path, dev_pki):
                 "ca": dev_pki.path("ca"), "endpoints": {"imaging": "optional"}},
         "audit": {"repository": "audit.example.ca:6514"},
         "xua": {"policy": "optional", "identity_providers": [{"issuer": "https://idp", "certificate": dev_pki.path("idp")}],
-                "endpoints": {"respond": "required"}},
+                "endpoints": {"respond": "required"}, "replay": "one-time-use"},
     })
     assert cfg.base_url.startswith("https://") and cfg.xua.endpoints.respond == "required"
+    assert (cfg.xua.replay, cfg.xua.replay_database_url) == ("one-time-use", "")

@@ -249,15 +249,18 @@ def user_authentication(*, outcome: int, person: Person | None, node: Party, pee
 
 
 def security_alert(*, outcome: int, alert: Coded, reporter: Party, performer: Party, subject: str, source: Source,
-                   description: str) -> AuditMessage:
+                   description: str, person: Person | None = None) -> AuditMessage:
     """Security Alert (PS3.15 A.5.3.17), e.g. Node Authentication failure: the node reports, the
-    peer that tried is the performer, the refused endpoint is the alert subject."""
+    peer that tried is the performer, the refused endpoint is the alert subject; ``person``: the
+    user a replayed XUA assertion names."""
     participants = [
         _node(reporter, False, c.APPLICATION, source),
         ActiveParticipant(performer.certificate or performer.address or performer.user_id or "unknown", True, [],
                           alternative_user_id=performer.alternative_user_id, user_name=performer.certificate,
                           network_access_point=performer.address, kind="system"),
     ]
+    if person is not None:
+        participants.append(_human(person))
     objects = [ParticipantObject(subject, c.SYSTEM_OBJECT, c.ROLE_SECURITY_RESOURCE, c.URI,
                                  details=[("Alert Description", description.encode())])]
     return _message(source, c.SECURITY_ALERT, c.EXECUTE, outcome, participants, objects, [alert], description,

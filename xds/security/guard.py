@@ -7,13 +7,15 @@ wiring (:class:`NodeSecurity`, built by :func:`xds.node.build_node`).
    connection did not present one (403, connection closed), with a Security Alert;
 2. ``authenticate``: the XUA policy of the endpoint (:mod:`xds.security.xua`) — a SOAP fault
    (wsse:InvalidSecurity, wsse:FailedAuthentication) when an assertion is required and missing or
-   invalid, recorded as a failed User Authentication;
+   invalid, recorded as a failed User Authentication; a replayed assertion (wsse:InvalidSecurity)
+   is recorded as a Security Alert;
 3. ``record``: one audit message per transaction answered, with the outcome taken from the
    response's status (or the fault) and the details the handler put in ``SoapResponse.audit``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -119,6 +121,8 @@ class NodeSecurity:
     async def stop(self) -> None:
         if self.audit is not None:
             await self.audit.stop()
+        if self.xua is not None:
+            self.xua.close()  # the replay memory's database connections
 
     def close(self) -> None:
         if self.audit is not None:
@@ -163,16 +167,18 @@ class EndpointGuard:
 
     # 2. XUA --------------------------------------------------------------------------------------
 
-    def authenticate(self, request: Request, soap: SoapRequest) -> events.Person | None:
+    async def authenticate(self, request: Request, soap: SoapRequest) -> events.Person | None:
         """The verified identities of the request, set on ``soap`` for the handlers (consent):
-        the TLS client certificate, and the XUA person (or a SOAP fault per the endpoint's policy)."""
+        the TLS client certificate, and the XUA person (or a SOAP fault per the endpoint's policy).
+        The assertion is verified off the event loop (a signature check, and the replay memory's
+        database)."""
         http_tls = self.security.http_tls
         if http_tls is not None:
             soap.client_certificate = http_tls.peer(request.scope.get("client"))
         xua = self.security.xua
-        if xua is None:
+        if xua is None or xua.policy(self.name) == "off":
             return None
-        soap.xua = xua.authenticate(self.name, soap)
+        soap.xua = await run_in_threadpool(xua.authenticate, self.name, soap)
         return soap.xua
 
     # 3. audit ------------------------------------------------------------------------------------
@@ -201,11 +207,19 @@ class EndpointGuard:
 
     def _message(self, request: Request, soap: SoapRequest | None, action: str,
                  result: SoapResponse | SoapFault, person: events.Person | None) -> tuple[Any, list]:
-        from xds.security.xua import XuaFault
+        from xds.security.xua import AssertionReplayed, XuaFault
 
         audit = self.security.audit
         assert audit is not None
         node, peer = self._parties(request, soap)
+        if isinstance(result, AssertionReplayed):
+            first = dt.datetime.fromtimestamp(result.first_seen, dt.UTC).isoformat(timespec="seconds")
+            return events.security_alert(
+                outcome=codes.MINOR_FAILURE, alert=codes.USE_OF_RESTRICTED_FUNCTION, reporter=node, performer=peer,
+                subject=self.uri, source=audit.source, person=result.person,
+                description=f"SAML assertion {result.assertion_id} of {result.issuer}, first presented at {first}, "
+                            f"presented again in another message (replay); request refused",
+            ), []
         if isinstance(result, XuaFault):
             return events.user_authentication(outcome=codes.MINOR_FAILURE, person=None, node=node, peer=peer,
                                               source=audit.source, description=result.reason), []

@@ -21,9 +21,14 @@ Policy per endpoint (``[xua]``): ``required`` (no valid assertion: fault), ``opt
 fine; an invalid one is still refused), ``off`` (the header is not read; a mustUnderstand one is
 then a MustUnderstand fault). Faults are WS-Security 1.1 (SOAP Message Security 1.1, 12):
 ``wsse:InvalidSecurity`` when the header or assertion is missing or malformed,
-``wsse:FailedAuthentication`` when the assertion does not authenticate. Not implemented: assertion
-replay detection (bearer assertions are short-lived), holder-of-key confirmation, encrypted
-assertions.
+``wsse:FailedAuthentication`` when the assertion does not authenticate.
+
+Replay (``[xua] replay``; :mod:`xds.security.replay`): once verified, an assertion is remembered
+until it expires; presented again in another message it is refused with ``wsse:InvalidSecurity``
+(as WSS4J answers a replayed token) and a Security Alert. ``refuse`` applies this to every
+assertion; ``one-time-use`` only to those with a ``OneTimeUse`` condition (SAML 2.0 Core 2.5.1.5),
+letting an X-Service User reuse an assertion for a session until it expires. Not implemented:
+holder-of-key confirmation, encrypted assertions.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from xds.audit.codes import Coded
 from xds.audit.events import Person
 from xds.config import NodeConfig
 from xds.namespaces import SAML2, WSSE
+from xds.security.replay import ReplayCache, message_fingerprint
 from xds.soap.fault import SoapFault
 from xds.soap.message import SoapRequest
 
@@ -54,6 +60,7 @@ XACML_ROLE = "urn:oasis:names:tc:xacml:2.0:subject:role"
 XACML_RESOURCE_ID = "urn:oasis:names:tc:xacml:2.0:resource:resource-id"
 
 REQUIRED, OPTIONAL, OFF = "required", "optional", "off"
+REFUSE, ONE_TIME_USE = "refuse", "one-time-use"  # [xua] replay
 INVALID_SECURITY = "InvalidSecurity"
 FAILED_AUTHENTICATION = "FailedAuthentication"
 
@@ -65,6 +72,28 @@ class XuaFault(SoapFault):
 
     def __init__(self, subcode: str, reason: str) -> None:
         super().__init__("Sender", reason, subcode=(WSSE, subcode))
+
+
+class AssertionReplayed(XuaFault):
+    """A verified assertion already presented in another message within its validity."""
+
+    def __init__(self, issuer: str, assertion_id: str, person: Person, first_seen: float) -> None:
+        super().__init__(INVALID_SECURITY, "the SAML assertion was already presented in another message (replay)")
+        self.issuer = issuer
+        self.assertion_id = assertion_id
+        self.person = person
+        self.first_seen = first_seen
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A verified assertion: who it asserts, and what replay detection needs."""
+
+    person: Person
+    issuer: str
+    assertion_id: str
+    not_on_or_after: dt.datetime
+    one_time_use: bool
 
 
 @dataclass(frozen=True)
@@ -87,6 +116,10 @@ def _time(value: str | None) -> dt.datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
+def replay_database_url(cfg: NodeConfig) -> str:
+    return cfg.xua.replay_database_url or f"sqlite:///{cfg.data_path('xua.sqlite').resolve()}"
+
+
 def _coded(el: etree._Element) -> Coded:
     """An HL7 v3 CE (hl7:Role, hl7:PurposeOfUse) as a coded value."""
     system = el.get("codeSystemName") or el.get("codeSystem") or ""
@@ -95,13 +128,16 @@ def _coded(el: etree._Element) -> Coded:
 
 class XuaVerifier:
     def __init__(self, providers: list[IdentityProvider], *, default: str = OFF, policies: dict[str, str] | None = None,
-                 audiences: set[str] | None = None, clock_skew: float = 60.0, base_url: str = "") -> None:
+                 audiences: set[str] | None = None, clock_skew: float = 60.0, base_url: str = "",
+                 replay: ReplayCache | None = None, replay_policy: str = REFUSE) -> None:
         self.providers = {p.issuer: p for p in providers}
         self.default = default
         self.policies = policies or {}
         self.audiences = audiences or set()
         self.clock_skew = dt.timedelta(seconds=clock_skew)
         self.base_url = base_url
+        self.replay = replay  # None: no replay detection (a verifier on its own, e.g. in tests)
+        self.replay_policy = replay_policy
 
     @classmethod
     def from_config(cls, cfg: NodeConfig) -> XuaVerifier | None:
@@ -115,8 +151,14 @@ class XuaVerifier:
             with open(idp.certificate, "rb") as f:
                 providers.append(IdentityProvider(idp.issuer, x509.load_pem_x509_certificate(f.read())))
         audiences = set(xua.audiences) or {cfg.base_url, cfg.base_url + "/", cfg.home_community_id} - {""}
+        replay = ReplayCache.open(replay_database_url(cfg), purge_seconds=xua.replay_purge_seconds)
         return cls(providers, default=xua.policy, policies=policies, audiences=audiences,
-                   clock_skew=xua.clock_skew_seconds, base_url=cfg.base_url)
+                   clock_skew=xua.clock_skew_seconds, base_url=cfg.base_url, replay=replay,
+                   replay_policy=xua.replay)
+
+    def close(self) -> None:
+        if self.replay is not None:
+            self.replay.close()
 
     def policy(self, endpoint: str) -> str:
         return self.policies.get(endpoint, self.default)
@@ -132,7 +174,27 @@ class XuaVerifier:
                 raise XuaFault(INVALID_SECURITY, "This endpoint requires a SAML 2.0 identity assertion (XUA) "
                                                  "in the wsse:Security header")
             return None
-        return self.verify(assertion, self.base_url + soap.endpoint)
+        verified = self._verify(assertion, self.base_url + soap.endpoint)
+        if self.replay is not None and (self.replay_policy == REFUSE or verified.one_time_use):
+            self._check_replay(verified, soap)
+        return verified.person
+
+    def _check_replay(self, verified: Verified, soap: SoapRequest) -> None:
+        """Raises AssertionReplayed when another message presented the assertion before; a
+        SOAP Receiver fault when the memory cannot be asked (access control fails closed)."""
+        assert self.replay is not None
+        certificate = soap.client_certificate.subject if soap.client_certificate is not None else ""
+        message = message_fingerprint(soap.addressing.message_id or "", etree.tostring(soap.body_element), certificate)
+        expires = (verified.not_on_or_after + self.clock_skew).timestamp()
+        try:
+            earlier = self.replay.present(verified.issuer, verified.assertion_id, message, expires)
+        except Exception as e:
+            log.error("XUA replay memory unavailable (%s): request refused", type(e).__name__)
+            raise SoapFault("Receiver", "The identity assertion could not be checked; try again later") from None
+        if earlier is not None:
+            log.warning("XUA assertion %s from %s replayed (first presented at %s)", verified.assertion_id,
+                        verified.issuer, dt.datetime.fromtimestamp(earlier.first_seen, dt.UTC).isoformat())
+            raise AssertionReplayed(verified.issuer, verified.assertion_id, verified.person, earlier.first_seen)
 
     @staticmethod
     def _find(soap: SoapRequest) -> etree._Element | None:
@@ -150,6 +212,9 @@ class XuaVerifier:
         return assertions[0] if assertions else None
 
     def verify(self, assertion: etree._Element, endpoint_url: str = "") -> Person:
+        return self._verify(assertion, endpoint_url).person
+
+    def _verify(self, assertion: etree._Element, endpoint_url: str) -> Verified:
         issuer = (assertion.findtext(_q(SAML2, "Issuer")) or "").strip()
         provider = self.providers.get(issuer)
         if provider is None:
@@ -157,8 +222,9 @@ class XuaVerifier:
         if assertion.find(_q(DS, "Signature")) is None:
             raise XuaFault(FAILED_AUTHENTICATION, "the assertion is not signed")
         signed = self._signed(assertion, provider)
-        self._check_conditions(signed, endpoint_url)
-        return self._person(signed, issuer)
+        not_on_or_after = self._check_conditions(signed, endpoint_url)
+        one_time_use = signed.find(f"{_q(SAML2, 'Conditions')}/{_q(SAML2, 'OneTimeUse')}") is not None
+        return Verified(self._person(signed, issuer), issuer, signed.get("ID", ""), not_on_or_after, one_time_use)
 
     def _signed(self, assertion: etree._Element, provider: IdentityProvider) -> etree._Element:
         from signxml import XMLVerifier
@@ -182,7 +248,8 @@ class XuaVerifier:
             raise XuaFault(FAILED_AUTHENTICATION, "the signature does not cover the assertion")
         return signed
 
-    def _check_conditions(self, assertion: etree._Element, endpoint_url: str) -> None:
+    def _check_conditions(self, assertion: etree._Element, endpoint_url: str) -> dt.datetime:
+        """Checks the validity window and audience; returns NotOnOrAfter."""
         conditions = assertion.find(_q(SAML2, "Conditions"))
         if conditions is None:
             raise XuaFault(FAILED_AUTHENTICATION, "the assertion has no Conditions (validity window, audience)")
@@ -204,6 +271,7 @@ class XuaVerifier:
             named = {(a.text or "").strip() for a in restriction.findall(_q(SAML2, "Audience"))}
             if not named & audiences:
                 raise XuaFault(FAILED_AUTHENTICATION, "the assertion is meant for another audience")
+        return not_on_or_after
 
     @staticmethod
     def _person(assertion: etree._Element, issuer: str) -> Person:

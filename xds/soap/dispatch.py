@@ -123,7 +123,7 @@ class Endpoint:
             if op is None:
                 raise action_not_supported(soap.addressing.action)
             if guard is not None:
-                person = guard.authenticate(request, soap)
+                person = await guard.authenticate(request, soap)
             try:
                 if op.is_async:
                     response = await op.handler(soap)  # type: ignore[misc]
