@@ -151,6 +151,25 @@ def _bulk_load(args: argparse.Namespace) -> int:
     return 1 if report.rejected else 0
 
 
+def _imaging_migrate(args: argparse.Namespace) -> int:
+    """Move the imaging instances a node stored under <data_dir>/imaging before the instances went
+    to the configured document store (xds.imaging.storage) into that store."""
+    from xds.imaging.storage import LegacyFallbackStore, instance_storage
+
+    try:
+        cfg = config_mod.load(args.config, args.data_dir)
+    except config_mod.ConfigError as e:
+        print(f"xds: {e}", file=sys.stderr)
+        return 2
+    store = instance_storage(cfg)
+    try:
+        moved = store.migrate() if isinstance(store, LegacyFallbackStore) else 0
+    finally:
+        store.close()
+    print(f"{moved} imaging instance(s) moved to the document store")
+    return 0
+
+
 def _audit_query(args: argparse.Namespace) -> int:
     """Who accessed this patient's / study's / document's exams, when, from where (the node's local
     audit store, xds.audit.store)."""
@@ -208,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     bulk.add_argument("sources", nargs="+", metavar="SOURCE",
                       help="SubmitObjectsRequest file, or a directory of them (*.xml, recursively)")
     bulk.set_defaults(func=_bulk_load)
+    migrate = sub.add_parser("imaging-migrate", help="move imaging instances kept under <data-dir>/imaging by "
+                             "older versions into the configured document store (the node may be running)")
+    migrate.add_argument("--config", required=True, help="node configuration (TOML): its document store")
+    migrate.add_argument("--data-dir", help="the node's data directory (as for serve)")
+    migrate.set_defaults(func=_imaging_migrate)
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("config")
     check.set_defaults(func=_check_config)

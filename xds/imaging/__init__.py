@@ -1,7 +1,8 @@
 """The Imaging Document Source actor (IHE XDS-I.b, RAD TF-1 18) of a DIR node.
 
 PACS feeds send studies over DICOM (:mod:`~xds.imaging.scp`, C-STORE) into the
-:mod:`~xds.imaging.instance_store`; when a study has been quiet for ``study_quiet_seconds`` its KOS
+:mod:`~xds.imaging.instance_store`, whose files are kept in the node's document store
+(:mod:`~xds.imaging.storage`); when a study has been quiet for ``study_quiet_seconds`` its KOS
 manifest (:mod:`~xds.imaging.kos`) is published with RAD-68 (:mod:`~xds.imaging.publish`); consumers
 retrieve the instances with RAD-69 on ``/xds/imaging`` (:mod:`~xds.imaging.retrieve`). The
 repository's RAD-68 content checks are in :mod:`~xds.imaging.rad68`.
@@ -33,10 +34,15 @@ class ImagingSource:
         settings: ImagingConfig,
         instances: InstanceStore,
         publisher: Publisher,
+        *,
+        orphan_policy: str = "remove",
+        reconcile_min_age: float = 0.0,
     ) -> None:
         self.settings = settings
         self.instances = instances
         self.publisher = publisher
+        self.orphan_policy = orphan_policy  # repository.orphan_policy: the node's one rule for orphans
+        self.reconcile_min_age = reconcile_min_age
         self.scp: StorageSCP | None = None
 
     @property
@@ -48,8 +54,9 @@ class ImagingSource:
         """Build from ``cfg``; ``repository`` is this node's Document Repository, the RAD-68
         destination unless a remote repository URL is configured."""
         from xds.config import ConfigError
+        from xds.imaging.storage import instance_storage
         from xds.registry.db import create_registry_engine
-        from xds.repository.filesystem import FilesystemStore
+        from xds.repository import MULTI_WORKER_RECONCILE_MIN_AGE
 
         im = cfg.imaging
         if not im.repository_unique_id:
@@ -63,7 +70,7 @@ class ImagingSource:
         else:
             raise ConfigError("the imaging document source needs the repository enabled in this node")
         engine = create_registry_engine(cfg.database_url, echo=cfg.database.echo, pool_size=cfg.database.pool_size)
-        instances = InstanceStore(engine, FilesystemStore(cfg.data_path("imaging")))
+        instances = InstanceStore(engine, instance_storage(cfg))
         publisher = Publisher(
             instances,
             send,
@@ -71,14 +78,27 @@ class ImagingSource:
             retrieve_location_uid=im.repository_unique_id,
             quiet_seconds=im.study_quiet_seconds,
         )
-        return cls(im, instances, publisher)
+        min_age = 0.0 if cfg.http.workers <= 1 else MULTI_WORKER_RECONCILE_MIN_AGE
+        return cls(im, instances, publisher, orphan_policy=cfg.repository.orphan_policy, reconcile_min_age=min_age)
+
+    def reconcile(self) -> None:
+        """The start-up repair of the instance store (:func:`xds.imaging.storage.reconcile`)."""
+        from xds.imaging.storage import reconcile
+
+        try:
+            reconcile(self.instances, policy=self.orphan_policy, min_age=self.reconcile_min_age)
+        except Exception:
+            log.exception("start-up reconciliation of the imaging instance store failed; serving anyway")
 
     async def start(self, security: Any = None) -> list[Any]:
         """Start the DICOM listener and the publisher; returns them as closeable listeners.
         ``security`` (:class:`xds.security.guard.NodeSecurity`): the listener's TLS context and the
         audit trail of what it receives."""
+        import asyncio
+
         from xds.imaging.retrieve import patient_of
 
+        await asyncio.to_thread(self.reconcile)  # before the listener stores anything
         tls = security.ssl_context("dicom") if security is not None else None
         audit = security.audit if security is not None else None
         uri = security.listener_uri("dicom") if security is not None else ""

@@ -1,10 +1,11 @@
 """The Imaging Document Source's own store of the DICOM instances it received (XDS-I.b, RAD TF-1 18).
 
 Each instance is kept as a DICOM PS3.10 file whose data set is the one received, byte for byte
-(RAD-69 returns it unchanged when its transfer syntax is asked for). The files live in a
-:class:`~xds.repository.store.DocumentStore` of their own (a directory under ``data_dir`` by default):
-the repository's store is not shared, because its reconciliation removes objects its index does
-not name.
+(RAD-69 returns it unchanged when its transfer syntax is asked for). The files live in the node's
+document store, in a key space of their own (:mod:`xds.imaging.storage`): the repository's keys are
+not shared, because its reconciliation removes objects its index does not name. An object is
+stored before its index rows are written and removed when they cannot be; the start-up repair of
+:mod:`xds.imaging.storage` removes what a crash left in between.
 
 Three tables, in the node's database next to the registry's and the repository's, index them by the
 DICOM information model (PS3.3 A.1.2): study -> series -> SOP instance. A study row also tracks
@@ -22,7 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -187,6 +188,66 @@ def read_header(stream: BinaryIO) -> Dataset:
     except Exception as e:  # pydicom raises many kinds on garbage; its messages may quote values
         raise InstanceError(f"not a DICOM data set ({type(e).__name__})") from None
     return ds
+
+
+class _Rewindable(io.RawIOBase):
+    """A forward-only stream (an S3 object body) made seekable over what has been read of it, which
+    is what pydicom's header reader needs: it steps back a few bytes at a time and re-reads the
+    file meta information. Only the bytes up to where reading stopped are kept."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._buffer = bytearray()
+        self._pos = 0
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def _fill(self, upto: int) -> None:
+        while len(self._buffer) < upto and not self._eof:
+            block = self._stream.read(min(max(upto - len(self._buffer), 64 * 1024), 1024 * 1024))
+            if not block:
+                self._eof = True
+            self._buffer += block
+
+    def readinto(self, b: Any) -> int:
+        self._fill(self._pos + len(b))
+        n = max(0, min(len(b), len(self._buffer) - self._pos))
+        b[:n] = self._buffer[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_CUR:
+            offset += self._pos
+        elif whence == io.SEEK_END:
+            self._fill(1 << 62)
+            offset += len(self._buffer)
+        self._pos = max(0, offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            super().close()
+
+
+def seekable(stream: BinaryIO) -> BinaryIO:
+    """``stream`` itself when it can seek (a file), else a :class:`_Rewindable` over it."""
+    try:
+        if stream.seekable():
+            return stream
+    except (AttributeError, OSError, ValueError):
+        pass
+    return _Rewindable(stream)  # type: ignore[return-value]
 
 
 def _str(ds: Dataset, keyword: str) -> str:
@@ -358,8 +419,16 @@ class InstanceStore:
         return self.store.open(instance.storage_key)
 
     def read_dataset(self, instance: StoredInstance, *, stop_before_pixels: bool = True) -> Dataset:
-        with self.open(instance) as f:
+        """The instance's data set, read up to its pixel data (all of it with ``stop_before_pixels``
+        false); from an object store, only the bytes read are fetched."""
+        with seekable(self.open(instance)) as f:
             return pydicom.dcmread(f, stop_before_pixels=stop_before_pixels)
+
+    def known_keys(self, storage_keys: list[str]) -> set[str]:
+        """Those of ``storage_keys`` an indexed instance names (for the start-up repair)."""
+        it = imaging_instance.c
+        with self.engine.connect() as conn:
+            return set(conn.scalars(select(it.storage_key).where(it.storage_key.in_(storage_keys))))
 
     def iter_headers(self, instances: list[StoredInstance]) -> Iterator[tuple[StoredInstance, Dataset]]:
         for inst in instances:

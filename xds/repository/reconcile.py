@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from xds.repository.index import DocumentIndex
@@ -49,6 +50,34 @@ class ReconcileReport:
             f"{len(self.unindexed)} unindexed object(s) {'removed' if self.removed else 'kept'}, "
             f"{self.incomplete_removed} interrupted write(s) cleaned"
         )
+
+
+def sweep_unindexed(
+    store: DocumentStore,
+    known_keys: Callable[[list[str]], set[str]],
+    *,
+    older_than: float,
+    remove: bool,
+    what: str,
+    logger: logging.Logger,
+) -> list[str]:
+    """The keys of the objects ``store`` holds from before ``older_than`` that ``known_keys`` (the
+    owner's index, asked 1000 keys at a time) does not name; removed when ``remove``, else only
+    logged. ``what`` names an object's owner in the log (a document, an instance)."""
+    unindexed: list[str] = []
+    entries = (e for e in store.list() if e.modified < older_than)
+    while batch := list(itertools.islice(entries, 1000)):
+        known = known_keys([e.key for e in batch])
+        for entry in batch:
+            if entry.key in known:
+                continue
+            unindexed.append(entry.key)
+            if remove:
+                store.delete(entry.key)
+                logger.warning("removed unindexed object %s from the document store", entry.key)
+            else:
+                logger.warning("object %s in the document store belongs to no %s", entry.key, what)
+    return unindexed
 
 
 def reconcile(
@@ -97,18 +126,8 @@ def reconcile(
                                 doc.storage_key)
 
     if scan_store:
-        entries = (e for e in store.list() if e.modified < cutoff)
-        while batch := list(itertools.islice(entries, 1000)):
-            known = index.known_keys(e.key for e in batch)
-            for entry in batch:
-                if entry.key in known:
-                    continue
-                report.unindexed.append(entry.key)
-                if policy == REMOVE:
-                    store.delete(entry.key)
-                    log.warning("removed unindexed object %s from the document store", entry.key)
-                else:
-                    log.warning("object %s in the document store belongs to no document", entry.key)
+        report.unindexed = sweep_unindexed(store, index.known_keys, older_than=cutoff, remove=policy == REMOVE,
+                                           what="document", logger=log)
 
     if report.confirmed or report.orphans or report.unindexed or report.incomplete_removed:
         log.info("repository reconciliation: %s", report)
