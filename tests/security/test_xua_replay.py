@@ -153,6 +153,20 @@ def test_an_expired_row_not_yet_purged_refuses_nothing(cache):
     assert isinstance(cache.present(saml.IDP, "_a", "m3", expires=now + 100, now=now + 30), Sighting)
 
 
+def test_an_unreadable_memory_is_set_aside_and_a_new_one_begun(tmp_path):
+    """What an operating-system crash can leave of a file written without fsync."""
+    path = tmp_path / "xua.sqlite"
+    path.write_bytes(b"not a database " * 400)
+    cache = ReplayCache.open(f"sqlite:///{path}")
+    try:
+        assert len(cache) == 0 and cache.present(saml.IDP, "_a", "m", expires=time.time() + 60) is None
+        assert (tmp_path / "xua.sqlite.unreadable").read_bytes().startswith(b"not a database")
+        with cache.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 0  # OFF: a cache, no fsync
+    finally:
+        cache.close()
+
+
 def test_assertion_ids_are_remembered_per_issuer(cache):
     now = time.time()
     assert cache.present("https://idp-a", "_1", "m1", expires=now + 60) is None
