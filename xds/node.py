@@ -108,7 +108,8 @@ def build_node(cfg: NodeConfig) -> Node:
         from xds.imaging import ImagingSource
         from xds.imaging.retrieve import register_operations as register_imaging
 
-        imaging = ImagingSource.from_config(cfg, node.components.get("repository"))
+        imaging = ImagingSource.from_config(cfg, node.components.get("repository"),
+                                            getattr(node.components.get("registry"), "identity", None))
         node.components["imaging"] = imaging
         register_imaging(node.endpoints["imaging"], imaging)
 

@@ -226,6 +226,18 @@ def instances_transferred(*, outcome: int, sender: Party, receiver: Party, sourc
                     None, "C-STORE")
 
 
+def patient_id_conflict(*, registered: str, header: str, study: str, node: Party, source: Source,
+                        description: str) -> AuditMessage:
+    """Patient Record (PS3.15 A.5.3, EventID 110110), read, minor failure: the Imaging Document
+    Source published ``study`` under the patient the identity store names (``registered``), not the
+    one its DICOM header named (``header``), per docs/identity.md."""
+    participants = [_node(node, False, c.APPLICATION, source)]
+    objects = [patient_object(registered, [("DICOM header patient id", header.encode())]), study_object(study)]
+    return _message(source, c.PATIENT_RECORD, c.READ, c.MINOR_FAILURE, participants, objects,
+                    [c.ihe("RAD-68", "Provide and Register Imaging Document Set-MTOM/XOP")], description, None,
+                    "RAD-68")
+
+
 def application_activity(*, started: bool, application: str, source: Source, launcher: str = "",
                          outcome: int = c.SUCCESS) -> AuditMessage:
     """Application Start / Stop (PS3.15 A.5.3.1): the node process, and who launched it."""

@@ -50,9 +50,11 @@ class ImagingSource:
         return self.settings.repository_unique_id
 
     @classmethod
-    def from_config(cls, cfg: NodeConfig, repository: Any = None) -> ImagingSource:
+    def from_config(cls, cfg: NodeConfig, repository: Any = None, identity: Any = None) -> ImagingSource:
         """Build from ``cfg``; ``repository`` is this node's Document Repository, the RAD-68
-        destination unless a remote repository URL is configured."""
+        destination unless a remote repository URL is configured; ``identity`` the node's
+        :class:`xds.identity.Identity`, which maps the studies' local patient ids to HNs and holds
+        the studies whose ids have none yet (None: the HN must be in the DICOM header)."""
         from xds.config import ConfigError
         from xds.imaging.storage import instance_storage
         from xds.registry.db import create_registry_engine
@@ -77,7 +79,16 @@ class ImagingSource:
             settings,
             retrieve_location_uid=im.repository_unique_id,
             quiet_seconds=im.study_quiet_seconds,
+            mapping=identity.mapping if identity is not None else None,
         )
+        if identity is not None:
+            # registered before the node's start-up sweep releases what an ADT unblocked meanwhile
+            from xds.identity.domain import REJECT
+            from xds.imaging.patient import DICOM_STUDY
+
+            identity.mapping.on_release(DICOM_STUDY, publisher.release)
+            if identity.domain.unknown_local_id == REJECT:
+                instances.admit = publisher.admit
         min_age = 0.0 if cfg.http.workers <= 1 else MULTI_WORKER_RECONCILE_MIN_AGE
         return cls(im, instances, publisher, orphan_policy=cfg.repository.orphan_policy, reconcile_min_age=min_age)
 
@@ -102,6 +113,11 @@ class ImagingSource:
         tls = security.ssl_context("dicom") if security is not None else None
         audit = security.audit if security is not None else None
         uri = security.listener_uri("dicom") if security is not None else ""
+        self.publisher.audit = audit
+        if security is not None:
+            from xds.audit.events import Party
+
+            self.publisher.audit_node = Party(uri, alternative_user_id=f"AETITLES={self.settings.ae_title}")
         self.scp = StorageSCP(self.settings, self.instances, on_stored=self.publisher.notify, ssl_context=tls,
                               audit=audit, listener_uri=uri, patient_of=lambda i: patient_of(self, i)).start()
         self.publisher.start()

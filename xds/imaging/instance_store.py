@@ -21,7 +21,7 @@ import io
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -122,10 +122,16 @@ _HEADER_TAGS = [
     "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "Modality",
     "PatientID", "IssuerOfPatientID", "AccessionNumber", "InstanceNumber",
 ]
+# What an admission check (:attr:`InstanceStore.admit`) needs besides: the patient's other ids.
+_PATIENT_TAGS = [
+    "StudyInstanceUID", "PatientID", "IssuerOfPatientID", "IssuerOfPatientIDQualifiersSequence",
+    "OtherPatientIDsSequence",
+]
 
 
 class InstanceError(ValueError):
-    """A received data set that cannot be indexed (not DICOM, or without its identifying UIDs)."""
+    """A received data set that cannot be indexed (not DICOM, or without its identifying UIDs), or
+    that :attr:`InstanceStore.admit` refuses."""
 
 
 @dataclass(frozen=True)
@@ -250,6 +256,18 @@ def seekable(stream: BinaryIO) -> BinaryIO:
     return _Rewindable(stream)  # type: ignore[return-value]
 
 
+def _patient_header(data: bytes) -> Dataset | None:
+    """The patient's ids of a PS3.10 file, or None when they do not decode (an instance is stored
+    as received even then: only its identifying UIDs must decode)."""
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=_PATIENT_TAGS)
+        for _ in ds.iterall():  # decoded when first read
+            pass
+    except Exception:
+        return None
+    return ds
+
+
 def _str(ds: Dataset, keyword: str) -> str:
     value = ds.get(keyword)
     return "" if value is None else str(value).strip()
@@ -261,6 +279,8 @@ class InstanceStore:
     def __init__(self, engine: Engine, store: DocumentStore) -> None:
         self.engine = engine
         self.store = store
+        # called with each header before anything is stored; raises InstanceError to refuse it
+        self.admit: Callable[[Dataset], None] | None = None
         self._known_series: set[str] = set()  # series (and so their study) with index rows
         from xds.registry.db import migrate
 
@@ -277,6 +297,8 @@ class InstanceStore:
         missing = [k for k, v in uids.items() if not v]
         if missing:
             raise InstanceError(f"the data set has no {', '.join(missing)}")
+        if self.admit is not None:
+            self.admit(_patient_header(data) or header)
         ts = str(header.file_meta.get("TransferSyntaxUID", "")) if hasattr(header, "file_meta") else ""
         now = received_at if received_at is not None else time.time()
         key = study_key(uids["StudyInstanceUID"])
@@ -460,6 +482,20 @@ class InstanceStore:
                 update(imaging_study)
                 .where(st.study_instance_uid == study_instance_uid)
                 .values(publish_error=reason[:2000], last_received=time.time() + retry_after)
+            )
+
+    def make_due(self, study_instance_uid: str, quiet_seconds: float,
+                 claim: Callable[[Connection], None] | None = None) -> None:
+        """Make a study that waited (a held one) due now, its quiet period over; ``claim`` runs in
+        the same transaction (the identity layer marking the held item released, exactly once)."""
+        st = imaging_study.c
+        with self._write() as conn, conn.begin():
+            if claim is not None:
+                claim(conn)
+            conn.execute(
+                update(imaging_study)
+                .where(st.study_instance_uid == study_instance_uid)
+                .values(publish_error=None, last_received=time.time() - quiet_seconds)
             )
 
     def close(self) -> None:

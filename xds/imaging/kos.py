@@ -154,6 +154,41 @@ def build_manifest(
     return ds
 
 
+def set_affinity_patient_id(ds: Dataset, patient_id: str) -> None:
+    """Make the affinity-domain entry of the Other Patient IDs Sequence (0010,1002; Issuer of Patient
+    ID Macro, PS3.3 Table 10-18) ``patient_id`` (an ``id^^^&OID&ISO`` CX): the manifest names the
+    patient it is registered under, whatever the header of its instances said. Other entries stay."""
+    from xds.metadata.datatypes import CX
+
+    cx = CX.parse(patient_id)
+    number, authority = cx.id_number, cx.assigning_authority.universal_id
+    if not (number and authority):
+        return
+    if ds.get("IssuerOfPatientID", "") == authority and ds.get("PatientID", "") == number:
+        return  # Patient ID is the affinity-domain id itself
+
+    def issuer_of(item: Dataset) -> str:
+        for q in item.get("IssuerOfPatientIDQualifiersSequence", []) or []:
+            if str(q.get("UniversalEntityIDType", "")) == "ISO" and q.get("UniversalEntityID"):
+                return str(q.UniversalEntityID)
+        return str(item.get("IssuerOfPatientID", "") or "").strip()
+
+    current = list(ds.get("OtherPatientIDsSequence", []) or [])
+    ours = [i for i in current if issuer_of(i) == authority]
+    if [str(i.get("PatientID", "")) for i in ours] == [number]:
+        return  # as the instances carry it
+    items = [i for i in current if issuer_of(i) != authority]
+    entry = Dataset()
+    entry.PatientID = number
+    entry.IssuerOfPatientID = authority
+    qualifiers = Dataset()
+    qualifiers.UniversalEntityID = authority
+    qualifiers.UniversalEntityIDType = "ISO"
+    entry.IssuerOfPatientIDQualifiersSequence = Sequence([qualifiers])
+    entry.TypeOfPatientID = "TEXT"
+    ds.OtherPatientIDsSequence = Sequence([entry, *items])
+
+
 def _evidence(refs: list[Reference], location: str, ae_title: str | None) -> Sequence:
     studies: dict[str, dict[str, list[Reference]]] = {}
     for r in refs:

@@ -5,9 +5,12 @@ A study is *complete* when no instance has arrived for ``study_quiet_seconds`` (
 an ITI-41 Provide and Register Document Set-b with the XDS-I.b metadata of RAD TF-3 4.68.4.1.2.3,
 derived from the DICOM header:
 
-* patientId: the affinity domain's id: an Other Patient IDs Sequence (0010,1002) entry issued by
-  the affinity domain's assigning authority, else Patient ID (0010,0020) when Issuer of Patient ID
-  (0010,0021) is that authority (local-id mapping from ITI-8 feeds comes later);
+* patientId: the affinity domain's id (the HN), which :mod:`xds.imaging.patient` finds: the HN the
+  identity store links to the header's Patient ID + Issuer of Patient ID (ITI-8 feeds), else an
+  Other Patient IDs Sequence (0010,1002) entry issued by the affinity domain's assigning authority,
+  else Patient ID (0010,0020) when Issuer of Patient ID (0010,0021) is that authority. A study whose
+  couplet has no HN yet is held until an ADT links one (or refused, ``identity.unknown_local_id``);
+  the manifest's Other Patient IDs Sequence carries the HN it is registered under;
 * sourcePatientId / sourcePatientInfo: Patient ID and Issuer of Patient ID, name, birth date, sex;
 * referenceIdList: the Study Instance UID (urn:ihe:iti:xds:2016:studyInstanceUID) and the Accession
   Number (urn:ihe:iti:xds:2013:accession, with its issuer when the header names one);
@@ -34,14 +37,17 @@ from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
 
+from xds.identity.domain import Couplet
 from xds.imaging import kos
-from xds.imaging.instance_store import InstanceStore, StoredInstance, Study
+from xds.imaging.instance_store import InstanceError, InstanceStore, StoredInstance, Study
+from xds.imaging.patient import DICOM_STUDY, StudyPatient, UnmappedPatient, study_patient
 from xds.metadata import model as m
 from xds.metadata.errors import RegistryError, has_errors
 from xds.soap.message import Attachment
 
 if TYPE_CHECKING:
     from xds.config import CodeConfig, NodeConfig
+    from xds.identity.mapping import HeldItem, PatientMapping
 
 log = logging.getLogger("xds.imaging")
 
@@ -60,6 +66,8 @@ MODALITY_NAMES = {
 }
 # Objects that are not images of the study: not event codes (RAD TF-3 4.68.4.1.2.3.2 "modalities").
 _NOT_ACQUISITION = {"KO", "PR", "SR", "DOC", "REG", "SEG", "FID", "PLAN"}
+# A held study is looked at again this often even if no ADT release reaches it (a safety net).
+HELD_RECHECK_SECONDS = 3600.0
 
 
 def _code(c: CodeConfig) -> m.Code:
@@ -127,6 +135,15 @@ class PublishError(Exception):
         self.errors = errors or []
 
 
+class StudyHeld(PublishError):
+    """The study waits in the identity layer's held queue for an ADT that links its couplet to an
+    HN; ``held_id`` is its ``identity_held`` row."""
+
+    def __init__(self, reason: str, held_id: int) -> None:
+        super().__init__(reason)
+        self.held_id = held_id
+
+
 @dataclass
 class Manifest:
     """A built manifest with its submission, ready for RAD-68."""
@@ -135,6 +152,7 @@ class Manifest:
     data: bytes
     submission: m.Submission
     entry: m.DocumentEntry
+    patient: StudyPatient | None = None
 
 
 # --- DICOM header -> XDS values -------------------------------------------------------------------
@@ -146,7 +164,7 @@ def _is_oid(value: str) -> bool:
     return bool(value) and is_oid(value)
 
 
-def _issuer_oid(ds: Dataset, settings: PublishSettings) -> str:
+def issuer_oid(ds: Dataset, settings: PublishSettings) -> str:
     """The OID of the Issuer of Patient ID: from its Qualifiers Sequence (type ISO), the issuer
     itself when it is an OID, or the configured namespace mapping."""
     for q in ds.get("IssuerOfPatientIDQualifiersSequence", []) or []:
@@ -163,17 +181,17 @@ def affinity_patient_id(ds: Dataset, settings: PublishSettings) -> str | None:
     domain = settings.affinity_domain
     for other in ds.get("OtherPatientIDsSequence", []) or []:
         pid = str(other.get("PatientID", "") or "").strip()
-        if pid and _issuer_oid(other, settings) == domain:
+        if pid and issuer_oid(other, settings) == domain:
             return f"{pid}^^^&{domain}&ISO"
     pid = str(ds.get("PatientID", "") or "").strip()
-    if pid and _issuer_oid(ds, settings) == domain:
+    if pid and issuer_oid(ds, settings) == domain:
         return f"{pid}^^^&{domain}&ISO"
     return None
 
 
 def source_patient_id(ds: Dataset, settings: PublishSettings) -> str | None:
     pid = str(ds.get("PatientID", "") or "").strip()
-    oid = _issuer_oid(ds, settings)
+    oid = issuer_oid(ds, settings)
     return f"{pid}^^^&{oid}&ISO" if pid and oid else None
 
 
@@ -250,17 +268,21 @@ def build_submission(
     *,
     replaces: str | None = None,
     now: datetime | None = None,
+    patient_id: str | None = None,
+    source_id: str | None = None,
 ) -> tuple[m.Submission, m.DocumentEntry]:
     """The RAD-68 metadata of ``manifest`` (ITI TF-3 4.1, RAD TF-3 4.68.4.1.2.3). ``replaces`` is
-    the entryUUID of the manifest this one replaces."""
+    the entryUUID of the manifest this one replaces; ``patient_id`` the affinity-domain id (by
+    default the one the header carries), ``source_id`` the sourcePatientId (by default the
+    header's Patient ID with its issuer's OID)."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    patient = affinity_patient_id(source, settings)
+    patient = patient_id or affinity_patient_id(source, settings)
     if patient is None:
         raise PublishError(
             f"the study has no patient id of the affinity domain {settings.affinity_domain} "
             "(Other Patient IDs Sequence, or Patient ID with that Issuer of Patient ID)"
         )
-    spid = source_patient_id(source, settings)
+    spid = source_id or source_patient_id(source, settings)
     authors = []
     institution = str(source.get("InstitutionName", "") or "").strip()
     if institution:
@@ -418,6 +440,8 @@ class Publisher:
         retrieve_location_uid: str,
         quiet_seconds: float = 60.0,
         retry_seconds: float = 60.0,
+        mapping: PatientMapping | None = None,
+        held_recheck_seconds: float = HELD_RECHECK_SECONDS,
     ) -> None:
         self.instances = instances
         self.send = send
@@ -425,6 +449,11 @@ class Publisher:
         self.retrieve_location_uid = retrieve_location_uid
         self.quiet_seconds = quiet_seconds
         self.retry_seconds = retry_seconds
+        self.mapping = mapping  # the node's identity layer (couplet -> HN, held queue); None: HNs only
+        self.held_recheck_seconds = held_recheck_seconds
+        self.audit: Any = None  # xds.audit.trail.AuditTrail: identity disagreements
+        self.audit_node: Any = None  # xds.audit.events.Party: this Imaging Document Source
+        self._admitted: set[str] = set()  # Study Instance UIDs :meth:`admit` found an HN for
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -432,10 +461,13 @@ class Publisher:
         self._thread: threading.Thread | None = None
 
     def build(self, study: Study, instances: list[StoredInstance] | None = None) -> Manifest:
+        """The study's manifest and its submission; raises :class:`UnmappedPatient` when the study
+        has no HN yet, PublishError when it cannot be built."""
         instances = instances if instances is not None else self.instances.instances(study.study_instance_uid)
         if not instances:
             raise PublishError(f"study {study.study_instance_uid} has no instances")
         source = self.instances.read_dataset(instances[0])
+        patient = study_patient(source, self.settings, self.mapping)
         refs = [
             kos.Reference(i.study_instance_uid, i.series_instance_uid, i.sop_class_uid, i.sop_instance_uid)
             for i in instances
@@ -447,11 +479,13 @@ class Publisher:
             retrieve_ae_title=self.settings.retrieve_ae_title or None,
             manufacturer=self.settings.manufacturer,
         )
+        kos.set_affinity_patient_id(manifest, patient.patient_id)
         modalities = list(self.instances.series_modalities(study.study_instance_uid).values())
         submission, entry = build_submission(
-            manifest, source, modalities, self.settings, replaces=study.manifest_entry_uuid
+            manifest, source, modalities, self.settings, replaces=study.manifest_entry_uuid,
+            patient_id=patient.patient_id, source_id=patient.couplet.xds_cx() if patient.couplet else None,
         )
-        return Manifest(manifest, kos.encode(manifest), submission, entry)
+        return Manifest(manifest, kos.encode(manifest), submission, entry, patient)
 
     def publish(self, study_instance_uid: str) -> Manifest:
         """Build and send the study's manifest now (the explicit trigger). Raises PublishError."""
@@ -459,7 +493,16 @@ class Publisher:
             study = self.instances.study(study_instance_uid)
             if study is None:
                 raise PublishError(f"no study {study_instance_uid}")
-            manifest = self.build(study)
+            try:
+                manifest = self.build(study)
+            except UnmappedPatient as e:
+                if e.hold and e.couplet is not None and self.mapping is not None:
+                    raise StudyHeld(e.reason, self._hold(study, e.couplet, e.reason)) from None
+                raise PublishError(f"XDSUnknownPatientId: {e.reason}") from None
+            if manifest.patient is not None and manifest.patient.conflict:
+                log.warning("RAD-68: study %s: the health number in its header is another patient than the one "
+                            "ADT links to its Patient ID + Issuer of Patient ID; registered under the latter",
+                            study_instance_uid)
             attachment = Attachment(data=manifest.data, content_type=DICOM_MIME_TYPE)
             errors = self.send(manifest.submission, {manifest.entry.entry_uuid: attachment})
             if has_errors(errors):
@@ -472,7 +515,45 @@ class Publisher:
                 manifest.dataset.SOPInstanceUID, study_instance_uid,
                 len(manifest.dataset.ContentSequence), ", replacing the previous one" if study.manifest_entry_uuid else "",
             )
+            if manifest.patient is not None and manifest.patient.conflict:
+                self._audit_conflict(study_instance_uid, manifest.patient)
             return manifest
+
+    def _hold(self, study: Study, couplet: Couplet, reason: str) -> int:
+        """Put the study in the identity layer's held queue (once: a held study whose instances
+        keep coming is not queued again) and out of the watch's way until it is released (or,
+        should a release be missed, for ``held_recheck_seconds``). The study is set aside before
+        the item exists, so that a release can only come after; an ADT applied between the
+        lookup that found no HN and the item's creation released nothing, so the couplet is looked
+        up again once the item exists."""
+        assert self.mapping is not None
+        uid = study.study_instance_uid
+        self.instances.mark_failed(uid, f"held: {reason}", self.held_recheck_seconds)
+        with self.mapping.store.reading() as tx:
+            held = [r.id for r in tx.held(keys=[couplet.key]) if r.kind == DICOM_STUDY and r.payload == uid.encode()]
+        held_id = held[0] if held else self.mapping.hold(DICOM_STUDY, couplet, uid.encode(), f"DICOM study {uid}")
+        if self.mapping.resolve(couplet) is not None:
+            self.mapping.release([couplet.key])
+        return held_id
+
+    def release(self, item: HeldItem, hn: str) -> None:
+        """The identity layer's release handler of held studies (:meth:`PatientMapping.on_release`):
+        the study is due at once; it is published by the watch, under the HN it resolves to then."""
+        self.instances.make_due(item.payload.decode(), self.quiet_seconds, claim=item.claim)
+        self.wake()
+
+    def _audit_conflict(self, study_instance_uid: str, patient: StudyPatient) -> None:
+        if self.audit is None:
+            return
+        from xds.audit import events
+
+        node = self.audit_node or events.Party(self.settings.source_id)
+        self.audit.record(events.patient_id_conflict(
+            registered=patient.patient_id, header=patient.header_patient_id or "", study=study_instance_uid,
+            node=node, source=self.audit.source,
+            description="the health number in the study's header is not the one the identity feed links to its "
+                        "Patient ID + Issuer of Patient ID; the manifest is registered under the identity feed's",
+        ))
 
     def publish_due(self, now: float | None = None) -> int:
         """Publish every study whose quiet period is over; returns how many were published."""
@@ -483,6 +564,9 @@ class Publisher:
             try:
                 self.publish(study.study_instance_uid)
                 done += 1
+            except StudyHeld as e:
+                log.info("RAD-68: study %s held (identity_held #%d) until an ADT links its Patient ID + Issuer "
+                         "of Patient ID to a health number", study.study_instance_uid, e.held_id)
             except PublishError as e:
                 log.warning("RAD-68: study %s not published: %s", study.study_instance_uid, e.reason)
                 self.instances.mark_failed(study.study_instance_uid, e.reason, self.retry_seconds)
@@ -500,6 +584,28 @@ class Publisher:
         if arrived + self.quiet_seconds < self._next_check:
             self._next_check = arrived + self.quiet_seconds
             self._wake.set()
+
+    def admit(self, header: Dataset) -> None:
+        """With ``identity.unknown_local_id = "reject"``, the instance store's admission check: an
+        instance of a study with no HN (none in its header, none the identity store links to its
+        couplet) is refused at C-STORE, as an ITI-41 would be with XDSUnknownPatientId, so that the
+        PACS keeps it and sends it again once the ADT is in; nothing is stored. A study admitted
+        once is not looked up again."""
+        study = str(header.get("StudyInstanceUID", "") or "")
+        if study in self._admitted:
+            return
+        try:
+            study_patient(header, self.settings, self.mapping)
+        except UnmappedPatient as e:
+            raise InstanceError(f"XDSUnknownPatientId: {e.reason}") from None
+        if len(self._admitted) >= 10_000:
+            self._admitted.clear()
+        self._admitted.add(study)
+
+    def wake(self) -> None:
+        """Look for due studies now (a held study was released)."""
+        self._next_check = 0.0
+        self._wake.set()
 
     def start(self) -> Publisher:
         self._stop.clear()

@@ -194,13 +194,19 @@ def build_response(found: list[RetrievedInstance], errors: list[RegistryError]) 
 
 
 def patient_of(source: ImagingSource, instance: StoredInstance) -> str:
-    """The patient of a held instance as a CX: its affinity domain id when the header carries one,
-    else the id its issuer assigned (when that issuer has an OID); "" otherwise."""
-    from xds.imaging.publish import affinity_patient_id, source_patient_id
+    """The patient of a held instance as a CX, for the audit trail: the affinity domain id its study
+    is (or will be) registered under (:func:`xds.imaging.patient.study_patient`: the HN the identity
+    store links to its Patient ID + Issuer, or the one the header carries), else the id its issuer
+    assigned (when that issuer has an OID); "" otherwise."""
+    from xds.imaging.patient import UnmappedPatient, study_patient
+    from xds.imaging.publish import source_patient_id
 
-    settings = source.publisher.settings
+    publisher = source.publisher
     ds = source.instances.read_dataset(instance)
-    return affinity_patient_id(ds, settings) or source_patient_id(ds, settings) or ""
+    try:
+        return study_patient(ds, publisher.settings, publisher.mapping).patient_id
+    except UnmappedPatient:
+        return source_patient_id(ds, publisher.settings) or ""
 
 
 def audit_context(source: ImagingSource | None, requests: list[InstanceRequest],
