@@ -5,21 +5,26 @@ inconsistent community list stops the service with a message naming the key (``C
 
 Tables: top level (``name``, ``log_level``), ``[http]`` and ``[limits]`` as for a node,
 ``[gateway]`` (timeouts, connection pool, de-duplication) and one ``[[community]]`` per Responding
-Gateway (``name``, ``home_community_id``, ``url``, optional ``timeout_seconds``).
+Gateway (``name``, ``home_community_id``, ``url``, optional ``timeout_seconds``; for an https ``url``
+optionally ``ca``, ``cert`` and ``key``: mutual TLS with that community).
 """
 
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from xds.config import ConfigError, HttpConfig, LimitsConfig
-from xds.metadata.datatypes import is_oid
+import certifi
 
-__all__ = ["CommunityConfig", "ConfigError", "DicsConfig", "GatewaySettings", "load"]
+from xds.config import ConfigError, HttpConfig, LimitsConfig, TlsConfig
+from xds.metadata.datatypes import is_oid
+from xds.security import tls
+
+__all__ = ["CommunityConfig", "ConfigError", "DicsConfig", "GatewaySettings", "client_ssl_context", "load"]
 
 
 @dataclass
@@ -41,6 +46,11 @@ class CommunityConfig:
     home_community_id: str = ""  # urn:oid:...
     url: str = ""  # its Responding Gateway (ITI-38, ITI-39, RAD-75)
     timeout_seconds: float = 0.0  # 0: gateway.timeout_seconds
+    # https only: trust anchors for its server certificate (PEM; "" = certifi's public CAs), and the
+    # client certificate (PEM, leaf first) and key the gateway presents to it ("" = none)
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
 
 
 @dataclass
@@ -136,6 +146,22 @@ def validate(cfg: DicsConfig) -> None:
             raise ConfigError(f"configuration key '{where}.url' must be an http(s) URL")
         if c.timeout_seconds < 0:
             raise ConfigError(f"configuration key '{where}.timeout_seconds' must not be negative")
+        for key in ("ca", "cert", "key"):
+            value = getattr(c, key)
+            if value and url.scheme != "https":
+                raise ConfigError(f"configuration key '{where}.{key}' needs an https url")
+            if value and not os.path.isfile(value):
+                raise ConfigError(f"configuration key '{where}.{key}': no such file {value!r}")
+        if c.key and not c.cert:
+            raise ConfigError(f"configuration key '{where}.key' needs '{where}.cert'")
+
+
+def client_ssl_context(community: CommunityConfig) -> ssl.SSLContext | None:
+    """The TLS context of the gateway's connections to ``community`` (None for an http url)."""
+    if urlsplit(community.url).scheme != "https":
+        return None
+    return tls.client_ssl_context(TlsConfig(), ca=community.ca or certifi.where(), cert=community.cert,
+                                  key=community.key)
 
 
 def load(path: str | os.PathLike[str]) -> DicsConfig:

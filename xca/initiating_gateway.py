@@ -35,10 +35,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio.from_thread
-import httpx
 from lxml import etree
 
-from xca.config import CommunityConfig, DicsConfig
+from xca import http_client
+from xca.config import CommunityConfig, DicsConfig, client_ssl_context
 from xca.responding_gateway import (
     ITI38_ACTION,
     ITI39_ACTION,
@@ -181,15 +181,15 @@ class InitiatingGateway:
     def __init__(self, config: DicsConfig) -> None:
         self.config = config
         self.by_home = {c.home_community_id: c for c in config.communities}
-        self.client: httpx.AsyncClient | None = None
+        self.client: http_client.Client | None = None
+        # built once: loading trust anchors and a client certificate costs milliseconds
+        self.tls = {c.name: client_ssl_context(c) for c in config.communities}
 
     async def open(self) -> None:
         g = self.config.gateway
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(
-                g.read_timeout_seconds, connect=g.connect_timeout_seconds, pool=g.timeout_seconds
-            ),
-            limits=httpx.Limits(max_connections=g.max_connections, max_keepalive_connections=g.max_connections),
+        self.client = http_client.Client(
+            connect=g.connect_timeout_seconds, read=g.read_timeout_seconds, write=g.read_timeout_seconds,
+            pool=g.timeout_seconds, max_connections=g.max_connections,
         )
 
     async def close(self) -> None:
@@ -210,12 +210,13 @@ class InitiatingGateway:
                     action,
                     max_envelope=limits.max_envelope_bytes,
                     spool_threshold=limits.spool_threshold_bytes,
+                    tls=self.tls[community.name],
                 )
         except TimeoutError:
             reason = f"no answer within {self.config.timeout_of(community):g} s"
         except UpstreamError as e:
             reason = str(e)
-        except httpx.HTTPError as e:
+        except http_client.HTTPError as e:
             reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
         else:
             return Outcome(community, answer, elapsed=time.monotonic() - started)

@@ -20,14 +20,16 @@ import httpx
 from lxml import etree
 
 from xca import demo
-from xca.soap_client import call, request_bytes
+from xca.soap_client import SOAP_CT, request_bytes
 from xds.config import NodeConfig
 from xds.hl7.mllp import frame
 from xds.metadata import ebrim
 from xds.metadata import model as m
 from xds.namespaces import QUERY, RIM, RS, XDSB
-from xds.soap import mtom
+from xds.soap import envelope, mtom
+from xds.soap.fault import SoapFault
 from xds.soap.message import Attachment, xop_include
+from xds.soap.xmlparse import parse_xml
 
 log = logging.getLogger("xca.loader")
 
@@ -227,10 +229,14 @@ def find_documents_request(patient_id: str, home: str | None = None) -> etree._E
 async def manifested_studies(client: httpx.AsyncClient, target: Target, patient_id: str) -> set[str]:
     """Study Instance UIDs of the patient's KOS manifests registered in ``target``."""
     url = target.base_url + "/xds/registry"
-    answer = await call(client, url, request_bytes(find_documents_request(patient_id), ITI18_ACTION, url), ITI18_ACTION)
-    await answer.aclose()
+    response = await client.post(url, content=request_bytes(find_documents_request(patient_id), ITI18_ACTION, url),
+                                 headers={"content-type": f'{SOAP_CT}; action="{ITI18_ACTION}"'})
+    try:
+        _, body = envelope.split_envelope(parse_xml(response.content, huge=True, what="registry answer"))
+    except SoapFault:
+        raise LoadError(f"ITI-18 to {url}: HTTP {response.status_code}, not a SOAP answer") from None
     out = set()
-    for eo in answer.body.iter(f"{{{RIM}}}ExtrinsicObject"):
+    for eo in body.iter(f"{{{RIM}}}ExtrinsicObject"):
         if eo.get("mimeType") != DICOM_MIME_TYPE:
             continue
         for slot in eo.iterfind(f"{{{RIM}}}Slot[@name='urn:ihe:iti:xds:2013:referenceIdList']"):

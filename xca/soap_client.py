@@ -1,5 +1,5 @@
-"""The gateway's client side: SOAP 1.2 requests to a Responding Gateway over httpx, answers read
-as they arrive.
+"""The gateway's client side: SOAP 1.2 requests to a Responding Gateway (over
+:mod:`xca.http_client`), answers read as they arrive.
 
 A plain ``application/soap+xml`` answer is read whole (it is only an envelope). A
 ``multipart/related`` (MTOM) answer is read up to the end of its root part; the other parts stay
@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import binascii
 import collections
+import ssl
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-import httpx
 from lxml import etree
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from xca.http_client import Client, Response
 from xds.namespaces import SOAP12, WSA
 from xds.soap import envelope
 from xds.soap.fault import SoapFault
@@ -250,7 +251,7 @@ class Answer:
     """What a community answered: the SOAP Body's element, and the parts still to be read."""
 
     body: etree._Element
-    response: httpx.Response
+    response: Response
     parts: PartReader | None = None
 
     async def aclose(self) -> None:
@@ -266,20 +267,19 @@ def _fault_reason(body: etree._Element) -> str:
 
 
 async def call(
-    client: httpx.AsyncClient,
+    client: Client,
     url: str,
     payload: bytes,
     action: str,
     *,
     max_envelope: int = 64 * 1024**2,
     spool_threshold: int = 1024**2,
+    tls: ssl.SSLContext | None = None,
 ) -> Answer:
     """POST ``payload`` (a SOAP envelope) and read the answer's envelope. Raises UpstreamError for
-    anything but a SOAP response body; the caller closes the returned :class:`Answer`."""
-    request = client.build_request(
-        "POST", url, content=payload, headers={"content-type": f'{SOAP_CT}; action="{action}"'}
-    )
-    response = await client.send(request, stream=True)
+    anything but a SOAP response body, :class:`xca.http_client.HTTPError` when no HTTP answer came;
+    the caller closes the returned :class:`Answer`."""
+    response = await client.post(url, payload, {"Content-Type": f'{SOAP_CT}; action="{action}"'}, tls=tls)
     try:
         content_type = response.headers.get("content-type", "")
         parts = None

@@ -30,6 +30,8 @@ def write(tmp_path: Path, text: str) -> Path:
 
 COMMUNITY = '[[community]]\nname = "A"\nhome_community_id = "urn:oid:1.2.3"\nurl = "http://127.0.0.1:1/xca/respond"\n'
 
+HTTPS = COMMUNITY.replace("http://", "https://")
+
 
 @pytest.mark.parametrize(
     ("text", "message"),
@@ -42,6 +44,9 @@ COMMUNITY = '[[community]]\nname = "A"\nhome_community_id = "urn:oid:1.2.3"\nurl
         (COMMUNITY.replace("urn:oid:1.2.3", "1.2.3"), "'community[0].home_community_id' must be urn:oid:"),
         (COMMUNITY.replace("http://", "ftp://"), "'community[0].url' must be an http(s) URL"),
         (COMMUNITY + "colour = 'red'\n", "unknown configuration key 'community[0].colour'"),
+        (COMMUNITY + f"ca = '{ROOT / 'conf/dics.toml'}'\n", "'community[0].ca' needs an https url"),
+        (HTTPS + "cert = '/nonexistent/dics.crt'\n", "'community[0].cert': no such file"),
+        (HTTPS + f"key = '{ROOT / 'conf/dics.toml'}'\n", "'community[0].key' needs 'community[0].cert'"),
     ],
 )
 def test_a_wrong_key_stops_the_service_naming_it(tmp_path: Path, text: str, message: str):
