@@ -40,6 +40,7 @@ from xds.registry.store import DOCUMENT_ENTRY, FOLDER, SUBMISSION_SET
 
 if TYPE_CHECKING:
     from xds.registry import Registry
+    from xds.registry.register import AfterWrite
 
 log = logging.getLogger("xds.identity.mapping")
 
@@ -238,12 +239,17 @@ def _kind(obj: m.RegistryObject) -> str:
 def _map(mapping: PatientMapping, submission: m.Submission, follow_retired: bool) -> _Mapped:
     out = _Mapped()
     refused: set[str] = set()
+    local: list[tuple[m.RegistryObject, str, Couplet]] = []
+    for obj in _patient_objects(submission):
+        pid = getattr(obj, "patient_id", "") or ""
+        couplet = mapping.domain.parse(pid) if pid else None
+        if isinstance(couplet, Couplet):
+            local.append((obj, pid, couplet))
+        # else an HN (or nothing usable): the registry's own checks apply
+    if not local:
+        return out
     with mapping.store.reading() as tx:
-        for obj in _patient_objects(submission):
-            pid = getattr(obj, "patient_id", "") or ""
-            couplet = mapping.domain.parse(pid) if pid else None
-            if not isinstance(couplet, Couplet):
-                continue  # an HN (or nothing usable): the registry's own checks apply
+        for obj, pid, couplet in local:
             if pid in refused:
                 continue
             row = tx.couplet(couplet)
@@ -282,9 +288,10 @@ def _links(mapped: _Mapped, submission: m.Submission, domain: IdentityDomain,
 
 
 def register(registry: Registry, mapping: PatientMapping, submission: m.Submission, *,
-             held: HeldItem | None = None) -> list[RegistryError]:
+             held: HeldItem | None = None, after_write: AfterWrite | None = None) -> list[RegistryError]:
     """ITI-42 with local ids: map, then register (or hold, or refuse). ``held``: releasing a held
-    submission (its couplets are followed through merges; it is claimed in the same transaction)."""
+    submission (its couplets are followed through merges; it is claimed in the same transaction).
+    ``after_write``: the caller's, run in the registration's transaction after the links."""
     from xds.registry.register import register_submission
 
     mapped = _map(mapping, submission, follow_retired=held is not None)
@@ -299,7 +306,7 @@ def register(registry: Registry, mapping: PatientMapping, submission: m.Submissi
         if isinstance(obj, m.DocumentEntry) and not obj.source_patient_id:
             obj.source_patient_id = old
 
-    def after_write(rtx: Any, sub: m.Submission) -> None:
+    def link_couplets(rtx: Any, sub: m.Submission) -> None:
         itx = IdentityTransaction(rtx.conn)
         by_couplet: dict[int, list[tuple[str, str]]] = {}
         for cid, entry_uuid, kind in _links(mapped, sub, mapping.domain, itx):
@@ -308,9 +315,11 @@ def register(registry: Registry, mapping: PatientMapping, submission: m.Submissi
             itx.link_registered(cid, objs)
         if held is not None:
             itx.claim_held(held.id)
+        if after_write is not None:
+            after_write(rtx, sub)
 
     return register_submission(registry.store, submission, registry.settings, validate=registry.validate,
-                               after_write=after_write)
+                               after_write=link_couplets)
 
 
 def _hold_or_refuse(registry: Registry, mapping: PatientMapping, submission: m.Submission,

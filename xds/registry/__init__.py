@@ -16,7 +16,7 @@ from xds.config import NodeConfig, RegistryConfig
 from xds.metadata import model as m
 from xds.metadata.errors import RegistryError
 from xds.registry.db import create_registry_engine, migrate
-from xds.registry.register import register_submission
+from xds.registry.register import AfterWrite, register_submission
 from xds.registry.store import RegistryStore
 
 if TYPE_CHECKING:
@@ -80,9 +80,13 @@ class Registry:
             unknown_codes_as_warnings=self.settings.unknown_codes == "warn",
         )
 
-    def register(self, submission: m.Submission | etree._Element) -> list[RegistryError]:
+    def register(self, submission: m.Submission | etree._Element, *,
+                 after_write: AfterWrite | None = None) -> list[RegistryError]:
         """ITI-42 in process: register a parsed Submission or an ``lcm:SubmitObjectsRequest``
-        element. Returns the response's RegistryErrors: empty or warnings only means Success."""
+        element. Returns the response's RegistryErrors: empty or warnings only means Success.
+        ``after_write`` runs in the registration's database transaction once the submission is
+        written (not at all when nothing is written: refused, or held for its patient's ADT); the
+        repository of this node records its documents as registered there, atomically with them."""
         if not isinstance(submission, m.Submission):
             from xds.metadata import ebrim
 
@@ -90,8 +94,9 @@ class Registry:
         if self.identity is not None:
             from xds.identity.mapping import register
 
-            return register(self, self.identity.mapping, submission)
-        return register_submission(self.store, submission, self.settings, validate=self.validate)
+            return register(self, self.identity.mapping, submission, after_write=after_write)
+        return register_submission(self.store, submission, self.settings, validate=self.validate,
+                                   after_write=after_write)
 
     def close(self) -> None:
         self.store.dispose()

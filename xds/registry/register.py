@@ -82,6 +82,7 @@ def dtm_now(now: datetime | None = None) -> str:
 
 Serializer = Callable[[m.RegistryObject], str]
 Reparser = Callable[[str, str], m.RegistryObject]
+AfterWrite = Callable[[st.RegistryTransaction, m.Submission], None]
 
 
 def default_serializer(obj: m.RegistryObject) -> str:
@@ -119,24 +120,26 @@ class _Plan:
 
 
 class Registration:
-    """One ITI-42 submission going into the registry: checks, then writes, inside ``tx``."""
+    """One ITI-42 submission going into the registry: :meth:`prepare` the submitted objects as
+    registered, then :meth:`run` the checks and writes inside a transaction."""
+
+    tx: st.RegistryTransaction
 
     def __init__(
         self,
-        tx: st.RegistryTransaction,
         submission: m.Submission,
         settings: RegistryConfig,
         now: str,
         serialize: Serializer,
         reparse: Reparser,
     ) -> None:
-        self.tx = tx
         self.sub = submission
         self.settings = settings
         self.now = now
         self.serialize = serialize
         self.reparse = reparse
         self.errors: list[RegistryError] = []
+        self.fragments: dict[int, str] = {}  # id() of each submitted object -> its fragment
         ss = submission.submission_set
         assert ss is not None
         self.ss = ss
@@ -148,7 +151,22 @@ class Registration:
         for a in submission.associations:
             self.local[a.entry_uuid] = (st.ASSOCIATION, a)
 
-    def run(self) -> None:
+    def prepare(self) -> None:
+        """What registering changes on the submitted objects themselves (ITI TF-3 4.1.6 - 4.1.9:
+        Approved, lid = entryUUID, version 1, a new Folder's lastUpdateTime), and their canonical
+        fragments. Done before the transaction: it depends on nothing stored, and serialising is
+        much of a registration's work, which writers would otherwise wait for one by one."""
+        for obj in self.sub.objects():
+            obj.status = m.STATUS_APPROVED
+        for obj in (*self.sub.document_entries, *self.sub.folders):
+            obj.lid = obj.entry_uuid
+            obj.version_name = "1"
+        for f in self.sub.folders:
+            f.last_update_time = self.now  # ITI TF-3 4.2.3.4.4: set by the registry
+        self.fragments = {id(obj): self.serialize(obj) for obj in self.sub.objects()}
+
+    def run(self, tx: st.RegistryTransaction) -> None:
+        self.tx = tx
         self.check_patients()
         self.check_entry_uuids()
         self.check_unique_ids()
@@ -383,19 +401,13 @@ class Registration:
     # -- writes --
 
     def write(self, plan: _Plan) -> None:
-        for obj in self.sub.objects():
-            obj.status = m.STATUS_APPROVED
-        for obj in (*self.sub.document_entries, *self.sub.folders):
-            obj.lid = obj.entry_uuid
-            obj.version_name = "1"
-        for f in self.sub.folders:
-            f.last_update_time = self.now  # ITI TF-3 4.2.3.4.4: set by the registry
+        fragment = self.fragments
         ss_uuid = self.ss.entry_uuid
         tx = self.tx
-        tx.add_submission_set(self.ss, self.serialize(self.ss))
-        tx.add_document_entries([(de, self.serialize(de)) for de in self.sub.document_entries], ss_uuid)
-        tx.add_folders([(f, self.serialize(f)) for f in self.sub.folders])
-        tx.add_associations([(a, self.serialize(a)) for a in self.sub.associations], ss_uuid)
+        tx.add_submission_set(self.ss, fragment[id(self.ss)])
+        tx.add_document_entries([(de, fragment[id(de)]) for de in self.sub.document_entries], ss_uuid)
+        tx.add_folders([(f, fragment[id(f)]) for f in self.sub.folders])
+        tx.add_associations([(a, fragment[id(a)]) for a in self.sub.associations], ss_uuid)
         tx.add_associations([(a, self.serialize(a)) for a in plan.extra_associations], None)
         rows = tx.document_entries(plan.deprecate)
         for entry_uuid in plan.deprecate:
@@ -435,7 +447,7 @@ def register_submission(
     now: datetime | None = None,
     serialize: Serializer = default_serializer,
     reparse: Reparser = default_reparser,
-    after_write: Callable[[st.RegistryTransaction, m.Submission], None] | None = None,
+    after_write: AfterWrite | None = None,
 ) -> list[RegistryError]:
     """Register ``submission``; returns the RegistryErrors of the response (warnings only on
     success). On any error nothing is written. ``after_write`` runs in the same transaction once
@@ -449,9 +461,11 @@ def register_submission(
     assign_entry_uuids(submission)
     if settings.extra_metadata != "store":
         warnings += strip_extra_metadata(submission)
+    registration = Registration(submission, settings, dtm_now(now), serialize, reparse)
+    registration.prepare()
     try:
         with store.transaction() as tx:
-            Registration(tx, submission, settings, dtm_now(now), serialize, reparse).run()
+            registration.run(tx)
             if after_write is not None:
                 after_write(tx, submission)
     except XdsError as e:
