@@ -14,6 +14,7 @@ from tests.repository.messages import (
     provide_and_register,
     submission,
 )
+from xds.config import IdentityConfig, IdentityFeedConfig
 from xds.repository.index import PENDING, REGISTERED
 
 CONTENT = b"This is my document.\n\nIt is great!\n"
@@ -139,6 +140,40 @@ def test_registry_error_comes_back_and_the_stored_document_is_removed(dir_node):
     assert (out.short_status, out.codes) == ("Failure", ["XDSUnknownPatientId"])
     assert stored_objects(dir_node) == []
     assert dir_node.repository.index.count() == 0
+
+
+def test_a_document_gone_from_the_index_while_registering_is_not_registered(dir_node):
+    # the index rows become registered in the registration's own transaction: a row that vanished
+    # meanwhile (a reconciliation took the document for an orphan) fails the registration whole
+    repo = dir_node.repository
+    de = document_entry()
+    put = repo.store.put
+
+    def put_then_lose_the_row(stream, key=None, size_hint=None):
+        stored = put(stream, key, size_hint)
+        repo.index.remove([de.unique_id])
+        return stored
+
+    repo.store.put = put_then_lose_the_row
+    out = dir_node.post(provide_and_register(submission(de), {"Document01": CONTENT}))
+    assert (out.short_status, out.codes) == ("Failure", ["XDSRepositoryError"])
+    assert registered(dir_node, de.unique_id) == []
+    assert stored_objects(dir_node) == [] and repo.index.count() == 0
+
+
+def test_a_submission_held_for_its_patients_adt_keeps_its_document_as_registered(tmp_path):
+    hospital = "2.16.840.1.113883.3.239.18.101"
+    cfg = node_config(tmp_path / "node")
+    cfg.identity = IdentityConfig(feeds=[IdentityFeedConfig(name="hospa-adt", sending_facility="HOSPA",
+                                                            issuer="HOSPA", issuer_oid=hospital)])
+    local = f"MRN1^^^&{hospital}&ISO"  # no ADT has linked a health number to it yet
+    with serve(cfg) as node:
+        de = document_entry(patient=local)
+        out = node.post(provide_and_register(submission(de, patient=local), {"Document01": CONTENT}))
+        assert (out.short_status, out.codes) == ("Success", ["DocumentQueued"])
+        indexed = node.repository.index.get(de.unique_id)
+        assert (indexed.state, indexed.hash, indexed.size) == (REGISTERED, SHA1, len(CONTENT))
+        assert node.repository.reconcile().orphans == []
 
 
 def test_metadata_naming_another_repository_is_XDSRepositoryMetadataError(dir_node):

@@ -53,6 +53,16 @@ def create_registry_engine(url: str, *, echo: bool = False, pool_size: int = 10)
     return create_engine(u, **kwargs)
 
 
+def same_database(a: Engine, b: Engine) -> bool:
+    """Do connections of ``a`` and ``b`` reach one database (so one transaction can write the
+    tables of both)? Two engines on one in-memory SQLite URL hold two databases."""
+    if a is b:
+        return True
+    if a.url.render_as_string(hide_password=False) != b.url.render_as_string(hide_password=False):
+        return False
+    return not (a.url.get_backend_name() == "sqlite" and a.url.database in (None, "", ":memory:"))
+
+
 def _sqlite_engine(u: Any, echo: bool) -> Engine:
     memory = u.database in (None, "", ":memory:")
     if not memory:

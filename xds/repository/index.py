@@ -15,6 +15,7 @@ share an S3 bucket), next to the registry's tables but owned by the repository.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     delete,
     func,
     select,
@@ -56,6 +58,13 @@ repository_document = Table(
 )
 
 _CHUNK = 500
+
+_CLAIM = repository_document.insert()
+_RECORD_REGISTERED = (
+    update(repository_document)
+    .where(repository_document.c.unique_id == bindparam("uid"), repository_document.c.state == PENDING)
+    .values(size=bindparam("b_size"), hash=bindparam("b_hash"), state=REGISTERED)
+)
 
 
 @dataclass(frozen=True)
@@ -92,18 +101,17 @@ class DocumentIndex:
     def claim(self, unique_id: str, storage_key: str, mime_type: str) -> IndexedDocument | None:
         """Record a pending document. Returns None when claimed, or the row that already holds
         ``unique_id`` (committed, so two concurrent submissions of one uniqueId cannot both win)."""
+        row = {
+            "unique_id": unique_id,
+            "storage_key": storage_key,
+            "mime_type": mime_type,
+            "state": PENDING,
+            "created_at": time.time(),
+        }
         for _ in range(3):
             try:
                 with self._write() as conn, conn.begin():
-                    conn.execute(
-                        repository_document.insert().values(
-                            unique_id=unique_id,
-                            storage_key=storage_key,
-                            mime_type=mime_type,
-                            state=PENDING,
-                            created_at=time.time(),
-                        )
-                    )
+                    conn.execute(_CLAIM, row)
                 return None
             except IntegrityError:
                 existing = self.get(unique_id)
@@ -118,6 +126,21 @@ class DocumentIndex:
                 .where(repository_document.c.unique_id == unique_id)
                 .values(size=size, hash=sha1)
             )
+
+    def record_registered(self, documents: Iterable[tuple[str, int, str]], conn: Connection | None = None) -> int:
+        """Mark the pending rows of ``documents`` (uniqueId, size, SHA-1) registered, with the
+        size and hash storing them found. ``conn``: in that connection's transaction, the
+        registry's when it shares this database, so the rows change atomically with the
+        registration. Returns how many rows changed (a row no longer pending is left alone)."""
+        changed = 0
+        with contextlib.ExitStack() as stack:
+            if conn is None:
+                conn = stack.enter_context(self._write())
+                stack.enter_context(conn.begin())
+            for unique_id, size, sha1 in documents:
+                result = conn.execute(_RECORD_REGISTERED, {"uid": unique_id, "b_size": size, "b_hash": sha1})
+                changed += result.rowcount
+        return changed
 
     def mark_registered(self, unique_ids: Iterable[str]) -> None:
         with self._write() as conn, conn.begin():

@@ -13,7 +13,10 @@ For each DocumentEntry of the submission the repository
 
 then registers the submission (ITI-42). Documents are stored *before* registration and deleted
 again if it fails; the index row of each stays ``pending`` in between, so a crash there is repaired
-at start-up (:mod:`xds.repository.reconcile`). The registry's errors and warnings are the response's.
+at start-up (:mod:`xds.repository.reconcile`). With the registry in this node, on the same database,
+the rows become ``registered`` (with their size and hash) in the registration's own transaction:
+the submission and its documents' rows are committed together or not at all. The registry's errors
+and warnings are the response's.
 """
 
 from __future__ import annotations
@@ -32,12 +35,14 @@ from xds.metadata.errors import RegistryError, XdsError, has_errors
 from xds.metadata.model import DocumentEntry, Submission
 from xds.metadata.rules import ErrorCode, Profile, Rule
 from xds.namespaces import LCM, XDSB
-from xds.repository.registry_client import RegistryUnavailable
+from xds.registry.db import same_database
+from xds.repository.registry_client import LocalRegistry, RegistryUnavailable
 from xds.repository.store import StoreError, digest, new_key
 from xds.soap.fault import SoapFault
 from xds.soap.message import Attachment, SoapRequest, SoapResponse
 
 if TYPE_CHECKING:
+    from xds.registry.store import RegistryTransaction
     from xds.repository import Repository
 
 log = logging.getLogger("xds.repository")
@@ -98,6 +103,10 @@ class Provide:
         self.submission = submission
         self.documents = documents
         self.placed: list[_Placed] = []
+        registry = repository.registry
+        # the registry of this node on the index's database: one transaction for both
+        self.atomic = isinstance(registry, LocalRegistry) and same_database(registry.engine, repository.index.engine)
+        self.recorded = False  # the rows were marked registered in the registration's transaction
 
     def run(self, document_ids: list[str] | None = None) -> list[RegistryError]:
         """Returns the response's RegistryErrors: none or only warnings means Success."""
@@ -116,6 +125,9 @@ class Provide:
                 p.entry.size = p.size
                 p.entry.repository_unique_id = self.repo.repository_unique_id
             result = self.register()
+            if not has_errors(result) and not self.recorded:
+                # a remote registry, or a submission held for its patient's ADT (nothing written)
+                self.repo.index.record_registered(self._created())
         except XdsError as e:
             self.undo()
             return e.errors + warnings
@@ -124,9 +136,17 @@ class Provide:
             raise
         if has_errors(result):
             self.undo()
-        else:
-            self.repo.index.mark_registered(p.entry.unique_id for p in self.placed)
         return warnings + result
+
+    def _created(self) -> list[tuple[str, int, str]]:
+        return [(p.entry.unique_id, p.size, p.sha1) for p in self.placed if p.created]
+
+    def _record_registered(self, tx: RegistryTransaction, _submission: Submission) -> None:
+        """In the registration's transaction: this request's documents become ``registered``."""
+        created = self._created()
+        if self.repo.index.record_registered(created, tx.conn) != len(created):
+            raise Rule.REPOSITORY_ERROR.exception(reason="a document left the repository while it was registered")
+        self.recorded = True
 
     def check(self, profile: Profile, document_ids: list[str]) -> list[RegistryError]:
         # the parser's findings and the stateless rules (ITI TF-3 Table 4.3.1-3 by profile); the
@@ -181,7 +201,9 @@ class Provide:
                     raise rule.exception(location=entry.entry_uuid, reason="the document could not be stored") from None
                 raise
             placed = _Placed(entry, key, stored.size, stored.sha1, created=True)
-            index.stored(entry.unique_id, stored.size, stored.sha1)
+            if not self.atomic:
+                # the hash a resubmission is compared with while the remote registry is asked
+                index.stored(entry.unique_id, stored.size, stored.sha1)
             return placed
         # The repository holds this uniqueId already: the same document again, or a conflict.
         busy = Rule.REPOSITORY_BUSY.exception(
@@ -212,8 +234,12 @@ class Provide:
         return False
 
     def register(self) -> list[RegistryError]:
+        registry = self.repo.registry
         try:
-            return self.repo.registry.register(self.submission)
+            if self.atomic:
+                assert isinstance(registry, LocalRegistry)
+                return registry.register(self.submission, after_write=self._record_registered)
+            return registry.register(self.submission)
         except RegistryUnavailable as e:
             if e.maybe_received and self._registered_after_all():
                 log.warning("ITI-42 answer lost (%s) but the registry holds the submission's documents", e.reason)

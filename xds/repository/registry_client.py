@@ -68,8 +68,14 @@ class LocalRegistry(RegistryClient):
     def __init__(self, registry: Any) -> None:
         self.registry = registry
 
-    def register(self, submission: Submission) -> list[RegistryError]:
-        return list(self.registry.register(submission))
+    def register(self, submission: Submission, *, after_write: Any = None) -> list[RegistryError]:
+        """``after_write(tx, submission)`` runs in the registration's database transaction
+        (:meth:`xds.registry.Registry.register`)."""
+        return list(self.registry.register(submission, after_write=after_write))
+
+    @property
+    def engine(self) -> Any:
+        return self.registry.engine
 
     def lookup(self, unique_ids: Iterable[str]) -> dict[str, list[RegisteredEntry]]:
         wanted = list(unique_ids)
