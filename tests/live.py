@@ -102,7 +102,7 @@ def live_node(
     fixed_ports: bool = False,
     data_dir: Path | None = None,
     client_cert: tuple[str, str] | None = None,
-    start_timeout: float = 30,
+    start_timeout: float = 90,  # a loaded 2-core machine has needed more than 30 s (spawned workers)
 ) -> Iterator[LiveNode]:
     """Start ``xds serve`` on a copy of ``base`` (free ports unless ``fixed_ports``). With
     ``tls.enabled`` in the overrides the node is reached over HTTPS, trusting ``tls.ca`` and
