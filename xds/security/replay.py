@@ -46,6 +46,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     delete,
     event,
     func,
@@ -68,6 +69,13 @@ xua_assertion = Table(
     Column("expires", Float, nullable=False, doc="NotOnOrAfter + clock skew, POSIX time"),
     Index("ix_xua_assertion_expires", "expires"),
 )
+
+
+_KEY = (xua_assertion.c.issuer == bindparam("k_issuer")) & (xua_assertion.c.assertion_id == bindparam("k_id"))
+_EARLIER = select(xua_assertion.c.message, xua_assertion.c.first_seen, xua_assertion.c.expires).where(_KEY)
+_RENEW = update(xua_assertion).where(_KEY).values(message=bindparam("new_message"),
+                                                  first_seen=bindparam("new_first_seen"),
+                                                  expires=bindparam("new_expires"))
 
 
 @dataclass(frozen=True)
@@ -153,17 +161,14 @@ class ReplayCache:
         now = time.time() if now is None else now
         row = {"issuer": issuer, "assertion_id": assertion_id, "message": message, "first_seen": now,
                "expires": expires}
-        key = (xua_assertion.c.issuer == issuer) & (xua_assertion.c.assertion_id == assertion_id)
         with self.engine.connect().execution_options(xds_write=True) as conn, conn.begin():
             earlier = None
             if conn.execute(self._insert, row).rowcount != 1:
-                earlier = conn.execute(
-                    select(xua_assertion.c.message, xua_assertion.c.first_seen, xua_assertion.c.expires).where(key)
-                ).first()
+                key = {"k_issuer": issuer, "k_id": assertion_id}
+                earlier = conn.execute(_EARLIER, key).first()
                 if earlier is not None and earlier.expires <= now:
                     # a row its purge has not reached yet, of an assertion no longer valid then
-                    conn.execute(update(xua_assertion).where(key).values(message=message, first_seen=now,
-                                                                          expires=expires))
+                    conn.execute(_RENEW, {**key, "new_message": message, "new_first_seen": now, "new_expires": expires})
                     earlier = None
         if now >= self._next_purge:
             self._next_purge = now + self.purge_seconds
