@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -67,21 +68,33 @@ def hammer(node, patient: str, clients: int, seconds: float) -> tuple[float, lis
         "$XDSDocumentEntryStatus": "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')",
     }, "LeafClass")
     body = flows.rm.envelope(flows.ITI18, query)
+    return drive(node, clients, seconds, lambda: body, warm_up=body)
+
+
+def drive(node, clients: int, seconds: float, next_body: Callable[[], bytes | None],
+          warm_up: bytes | None = None) -> tuple[float, list[float], float]:
+    """ITI-18 requests to the node's registry from ``clients`` keep-alive threads for ``seconds``
+    (or until ``next_body`` gives None): requests per second, per-request latencies (s) and the
+    node's CPU ms per request. Each thread connects first (and handshakes), by posting
+    ``warm_up`` or else by a GET of /health, before the clock starts."""
     headers = {"content-type": f'application/soap+xml; charset=UTF-8; action="{flows.ITI18}"'}
     latencies: list[list[float]] = [[] for _ in range(clients)]
-    failures = [0]
+    failures: list[bytes] = []
     start = threading.Barrier(clients + 1)
     deadline = [0.0]
 
     def run(i: int) -> None:
         with node.client(timeout=60) as client:
-            client.post(node.url("/xds/registry"), content=body, headers=headers)  # connect (and handshake)
+            if warm_up is None:
+                client.get(node.url("/health"))
+            else:
+                client.post(node.url("/xds/registry"), content=warm_up, headers=headers)
             start.wait()
-            while time.monotonic() < deadline[0]:
+            while time.monotonic() < deadline[0] and (body := next_body()) is not None:
                 t = time.monotonic()
                 r = client.post(node.url("/xds/registry"), content=body, headers=headers)
                 if r.status_code != 200 or b"ResponseStatusType:Success" not in r.content:
-                    failures[0] += 1
+                    failures.append(r.content[:300])
                 latencies[i].append(time.monotonic() - t)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
@@ -94,8 +107,8 @@ def hammer(node, patient: str, clients: int, seconds: float) -> tuple[float, lis
     for t in threads:
         t.join()
     elapsed, cpu = time.monotonic() - began, cpu_seconds(node) - cpu
-    if failures[0]:
-        raise RuntimeError(f"{failures[0]} failed requests")
+    if failures:
+        raise RuntimeError(f"{len(failures)} failed requests, e.g. {failures[0]!r}")
     flat = [x for xs in latencies for x in xs]
     return len(flat) / elapsed, flat, cpu * 1000 / max(1, len(flat))
 

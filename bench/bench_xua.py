@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:
 
 from lxml import etree  # noqa: E402
 
-from bench.bench_security import cpu_seconds  # noqa: E402
+from bench.bench_security import drive  # noqa: E402
 from tests.live import live_node  # noqa: E402
 from tests.security import flows, saml  # noqa: E402
 from xds.security import pki  # noqa: E402
@@ -132,43 +132,14 @@ def in_process(work: Path, idp: pki.Issued, calls: int, rows: int) -> None:
 def hammer(node, bodies: list[bytes], clients: int, seconds: float) -> tuple[float, list[float], float]:
     """Requests per second, latencies and node CPU ms per request; each request spends one body
     (a message with an assertion of its own); the round ends early when they run out."""
-    headers = {"content-type": f'application/soap+xml; charset=UTF-8; action="{flows.ITI18}"'}
     lock = threading.Lock()
     pool = iter(bodies)
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    failures: list[bytes] = []
-    start = threading.Barrier(clients + 1)
-    deadline = [0.0]
 
     def take() -> bytes | None:
         with lock:
             return next(pool, None)
 
-    def run(i: int) -> None:
-        with node.client(timeout=60) as client:
-            client.get(node.url("/health"))
-            start.wait()
-            while time.monotonic() < deadline[0] and (body := take()) is not None:
-                t = time.monotonic()
-                r = client.post(node.url("/xds/registry"), content=body, headers=headers)
-                if r.status_code != 200 or b"ResponseStatusType:Success" not in r.content:
-                    failures.append(r.content[:300])
-                latencies[i].append(time.monotonic() - t)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    deadline[0] = time.monotonic() + 3600
-    start.wait()
-    began, cpu = time.monotonic(), cpu_seconds(node)
-    deadline[0] = began + seconds
-    for t in threads:
-        t.join()
-    elapsed, cpu = time.monotonic() - began, cpu_seconds(node) - cpu
-    if failures:
-        raise RuntimeError(f"{len(failures)} failed requests, e.g. {failures[0]!r}")
-    flat = [x for xs in latencies for x in xs]
-    return len(flat) / elapsed, flat, cpu * 1000 / max(1, len(flat))
+    return drive(node, clients, seconds, take)
 
 
 def live(work: Path, certs: Path, idp: pki.Issued, args: argparse.Namespace) -> None:
