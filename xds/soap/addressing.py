@@ -23,16 +23,18 @@ UNDERSTOOD = {
 }
 
 
+_WSA_NAMES = {tag: tag[len(_WSA_PREFIX):] for tag in UNDERSTOOD}
+
+
 def _wsa_headers(header: etree._Element) -> dict[str, etree._Element]:
     found: dict[str, etree._Element] = {}
-    for block in header:
+    for block in header.iterchildren(f"{{{WSA}}}*"):
         tag = block.tag
-        if isinstance(tag, str) and tag.startswith(_WSA_PREFIX):
-            name = tag[len(_WSA_PREFIX):]
-            if name in found:
-                # WS-Addressing 1.0 SOAP binding 6.4.3: duplicated headers are InvalidAddressingHeader
-                raise invalid_addressing_header(f"wsa:{name}", f"wsa:{name} appears more than once")
-            found[name] = block
+        name = _WSA_NAMES.get(tag) or tag[len(_WSA_PREFIX):]
+        if name in found:
+            # WS-Addressing 1.0 SOAP binding 6.4.3: duplicated headers are InvalidAddressingHeader
+            raise invalid_addressing_header(f"wsa:{name}", f"wsa:{name} appears more than once")
+        found[name] = block
     return found
 
 

@@ -14,7 +14,7 @@ import inspect
 import logging
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -95,11 +95,10 @@ class Endpoint:
     # --- HTTP ---
 
     async def __call__(self, scope, receive, send) -> None:  # ASGI app, mountable as a Route
-        request = Request(scope, receive)
-        if request.method == "GET":
-            response = self._get(request)
+        if scope["method"] == "GET":
+            response = self._get(Request(scope, receive))
         else:
-            response = await self.handle_post(request)
+            response = await self._post(scope, receive)
         await response(scope, receive, send)
 
     def _get(self, request: Request) -> Response:
@@ -107,17 +106,22 @@ class Endpoint:
 
         return wsdl.respond(request, self)
 
-    async def handle_post(self, request: Request) -> Response:
+    async def _post(self, scope, receive) -> Answer | Response:
+        """Answer a POST, read straight from the ASGI ``receive`` (no Starlette Request on the path
+        of every message unless a guard needs one) and answered in memory with its Content-Length."""
         guard = self.guard
-        if guard is not None and (refused := await guard.admit(request)) is not None:
-            return refused
+        request: Request | None = None
+        if guard is not None:
+            request = Request(scope, receive)
+            if (refused := await guard.admit(request)) is not None:
+                return refused
         soap: SoapRequest | None = None
         relates_to: str | None = None
         op: Operation | None = None
         result: SoapResponse | SoapFault | None = None
         person = None
         try:
-            soap = await self._read(request)
+            soap = await self._read(scope, receive)
             relates_to = soap.addressing.message_id
             op = self.operations.get(soap.addressing.action or "")
             if op is None:
@@ -148,18 +152,24 @@ class Endpoint:
             if soap is not None:
                 soap.close()
             body = envelope.serialize(envelope.build_fault_envelope(fault, relates_to, new_message_id()))
-            return Response(body, status_code=fault.http_status, media_type=f"{SOAP_CT}; charset=UTF-8")
+            return Answer(fault.http_status, _FAULT_CT, body)
         except ClientDisconnect:
             if soap is not None:
                 soap.close()
-            return Response(status_code=400)
+            return Answer(400, None, b"")
         finally:
             if guard is not None and op is not None:
                 await guard.record(request, soap, op.action, result, person)
 
-    async def _read(self, request: Request) -> SoapRequest:
+    async def _read(self, scope, receive) -> SoapRequest:
         limits = self.limits
-        length = request.headers.get("content-length")
+        length = raw_type = None
+        for name, value in scope["headers"]:  # ASGI: names in lower case; the first one counts
+            if name == b"content-length":
+                if length is None:
+                    length = value
+            elif name == b"content-type" and raw_type is None:
+                raw_type = value
         if length is not None:
             try:
                 declared = int(length)
@@ -167,14 +177,15 @@ class Endpoint:
                 raise SoapFault("Sender", "Invalid Content-Length") from None
             if declared > limits.max_request_bytes:
                 raise SoapFault("Sender", f"The request is larger than the limit of {limits.max_request_bytes} bytes")
-        mime, params = content_type_params(request.headers.get("content-type", ""))
+        content_type = raw_type.decode("latin-1") if raw_type is not None else ""
+        mime, params = content_type_params(content_type)
         ct_action = params.get("action")
         attachments = {}
         is_mtom = False
         if mime == "multipart/related":
             package = await mtom.parse_multipart_related(
-                request.stream(),
-                request.headers.get("content-type", ""),
+                body_stream(receive),
+                content_type,
                 spool_threshold=limits.spool_threshold_bytes,
                 max_total=limits.max_request_bytes,
                 max_root=limits.max_envelope_bytes,
@@ -184,8 +195,8 @@ class Endpoint:
             is_mtom = True
             _, root_params = content_type_params(package.root_content_type)
             ct_action = ct_action or root_params.get("action")
-        elif mime in (SOAP_CT, "text/xml", "application/xml", ""):
-            root_bytes = await self._read_body(request, limits.max_envelope_bytes)
+        elif mime in _SOAP_TYPES:
+            root_bytes = await read_body(receive, limits.max_envelope_bytes)
         else:
             raise SoapFault("Sender", f"Unsupported Content-Type {mime!r}: expected application/soap+xml or multipart/related")
         try:
@@ -197,7 +208,7 @@ class Endpoint:
             for a in attachments.values():
                 a.close()
             raise
-        client = request.client.host if request.client else None
+        client = scope.get("client")
         return SoapRequest(
             envelope=root,
             header=header,
@@ -205,22 +216,11 @@ class Endpoint:
             addressing=addr,
             attachments=attachments,
             mtom=is_mtom,
-            client_host=client,
+            client_host=client[0] if client else None,
             endpoint=self.path,
         )
 
-    @staticmethod
-    async def _read_body(request: Request, limit: int) -> bytes:
-        chunks: list[bytes] = []
-        total = 0
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > limit:
-                raise SoapFault("Sender", f"The SOAP envelope is larger than the limit of {limit} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def _respond(self, response: SoapResponse, request: SoapRequest) -> Response:
+    def _respond(self, response: SoapResponse, request: SoapRequest) -> Answer | Response:
         xml = envelope.response_bytes(
             response.body_element,
             action=response.action,
@@ -229,7 +229,7 @@ class Endpoint:
             body_bytes=response.body_bytes,
         )
         cleanup = None
-        spooled = any(a.spooled for a in request.attachments.values())
+        spooled = request.attachments and any(a.spooled for a in request.attachments.values())
         if spooled or response.close is not None:
             cleanup = BackgroundTasks()
             if spooled:
@@ -240,6 +240,72 @@ class Endpoint:
             content_type, stream = mtom.mtom_response(xml, response.attachments, action=response.action)
             if not response.attachments:
                 # the envelope alone, already in memory: one write, no thread-pool hop per MIME piece
-                return Response(b"".join(stream), media_type=content_type, background=cleanup)
+                return Answer(200, content_type.encode("latin-1"), b"".join(stream), cleanup)
             return StreamingResponse(stream, media_type=content_type, background=cleanup)
-        return Response(xml, media_type=f'{SOAP_CT}; charset=UTF-8; action="{response.action}"', background=cleanup)
+        return Answer(200, _soap_content_type(response.action), xml, cleanup)
+
+
+class Answer:
+    """A response held in memory: one ``http.response.start`` with its Content-Length, one
+    ``http.response.body``, then the cleanup (an ASGI app like Starlette's Response, without
+    building its header list through ``MutableHeaders``)."""
+
+    __slots__ = ("status", "content_type", "body", "cleanup")
+
+    def __init__(self, status: int, content_type: bytes | None, body: bytes, cleanup: BackgroundTasks | None = None) -> None:
+        self.status = status
+        self.content_type = content_type
+        self.body = body
+        self.cleanup = cleanup
+
+    async def __call__(self, scope, receive, send) -> None:
+        headers = [(b"content-length", b"%d" % len(self.body))]
+        if self.content_type is not None:
+            headers.append((b"content-type", self.content_type))
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
+        if self.cleanup is not None:
+            await self.cleanup()
+
+
+_SOAP_TYPES = frozenset((SOAP_CT, "text/xml", "application/xml", ""))
+_FAULT_CT = f"{SOAP_CT}; charset=UTF-8".encode()
+
+
+@functools.lru_cache(maxsize=256)
+def _soap_content_type(action: str) -> bytes:
+    return f'{SOAP_CT}; charset=UTF-8; action="{action}"'.encode("latin-1")
+
+
+async def body_stream(receive) -> AsyncIterator[bytes]:
+    """The request body as its chunks arrive from the ASGI server (ClientDisconnect if it goes)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                return
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+
+
+async def read_body(receive, limit: int) -> bytes:
+    """The whole request body, at most ``limit`` bytes (a Sender fault beyond)."""
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                total += len(chunk)
+                if total > limit:
+                    raise SoapFault("Sender", f"The SOAP envelope is larger than the limit of {limit} bytes")
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)

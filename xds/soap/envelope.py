@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from xml.sax.saxutils import escape
 
 from lxml import etree
@@ -44,6 +45,8 @@ def split_envelope(root: etree._Element) -> tuple[etree._Element | None, etree._
             raise SoapFault("Sender", f"Unexpected element {etree.QName(child).localname} in the SOAP envelope")
     if body is None:
         raise SoapFault("Sender", "The SOAP envelope has no Body")
+    if len(body) == 1 and isinstance((only := body[0]).tag, str):  # the usual case, without a list
+        return header, only
     payload = [c for c in body if isinstance(c.tag, str)]
     if len(payload) != 1:
         raise SoapFault("Sender", f"The SOAP Body must hold exactly one element, not {len(payload)}")
@@ -134,6 +137,19 @@ _HEAD = (
 ).encode()
 
 
+def _text(value: str) -> bytes:
+    """``value`` as XML character data, UTF-8 (most ids need no escaping: checked first)."""
+    if "&" in value or "<" in value or ">" in value:
+        value = escape(value)
+    return value.encode()
+
+
+@functools.lru_cache(maxsize=256)
+def _head(action: str) -> bytes:
+    """The envelope up to the end of wsa:Action: the same few actions answer every request."""
+    return _HEAD + _text(action) + b"</wsa:Action>"
+
+
 def response_bytes(
     body_element: etree._Element,
     *,
@@ -145,15 +161,16 @@ def response_bytes(
     """The serialised response envelope, as :func:`build_envelope` + :func:`serialize` would give,
     without building a tree around the body (the hot path of every answer). ``body_bytes``: the
     body already serialised (UTF-8, no XML declaration), used instead of ``body_element``."""
-    parts = [_HEAD, escape(action).encode(), b"</wsa:Action>"]
-    if message_id:
-        parts += [b"<wsa:MessageID>", escape(message_id).encode(), b"</wsa:MessageID>"]
-    if relates_to:
-        parts += [b"<wsa:RelatesTo>", escape(relates_to).encode(), b"</wsa:RelatesTo>"]
     if body_bytes is None:
         body_bytes = etree.tostring(body_element, encoding="UTF-8", xml_declaration=False)
-    parts += [b"</env:Header><env:Body>", body_bytes, b"</env:Body></env:Envelope>"]
-    return b"".join(parts)
+    return b"".join((
+        _head(action),
+        b"<wsa:MessageID>" + _text(message_id) + b"</wsa:MessageID>" if message_id else b"",
+        b"<wsa:RelatesTo>" + _text(relates_to) + b"</wsa:RelatesTo>" if relates_to else b"",
+        b"</env:Header><env:Body>",
+        body_bytes,
+        b"</env:Body></env:Envelope>",
+    ))
 
 
 def serialize(env: etree._Element) -> bytes:

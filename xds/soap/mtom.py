@@ -557,13 +557,7 @@ def _stream(
     delimiter = b"\r\n--" + boundary + b"\r\n"
     yield b"--" + boundary + b"\r\n" + _part_head(XOP_ROOT_TYPE + action_param, root_id) + envelope_xml
     for att in attachments:
-        pending = delimiter + _part_head(att.content_type, att.content_id or "")
-        for block in att.iter_chunks():
-            if pending:
-                yield pending + block
-                pending = b""
-            else:
-                yield block
-        if pending:
-            yield pending
+        # the part's head on its own: prepending it to the first block copied a whole block
+        yield delimiter + _part_head(att.content_type, att.content_id or "")
+        yield from att.iter_chunks()
     yield b"\r\n--" + boundary + b"--\r\n"
