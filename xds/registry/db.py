@@ -81,8 +81,8 @@ def _sqlite_engine(u: Any, echo: bool) -> Engine:
             if not memory:
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
-                # checkpoints run after the writer gate opens (_WriterGate.releasing), not inside
-                # the COMMIT of whichever writer crossed the threshold
+                # checkpoints run in a thread of their own (_Checkpointer), not inside the COMMIT
+                # of whichever writer crossed the threshold
                 cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
@@ -192,22 +192,135 @@ class _WriterGate:
             finally:
                 self.release(dbapi_conn)
             if checkpoint and self.path is not None and next(self.commits) % SQLITE_CHECKPOINT_EVERY == 0:
-                wal_checkpoint(dbapi_conn)
+                _Checkpointer.request(self.path.removesuffix("-writer.lock"))
             return result
 
         return wrapper
+
+
+class _Checkpointer:
+    """One thread per process that checkpoints the WAL of the databases named to it, each on a
+    connection of its own. A checkpoint is two fsyncs (10-300 ms on a slow disk): run by the
+    committing thread, it held back that request's answer, and with a group-commit writer (the
+    audit trail) every request waiting for that writer's next commit."""
+
+    _pending: dict[str, None] = {}
+    _cond = threading.Condition()
+    _pid = 0
+
+    @classmethod
+    def request(cls, database: str) -> None:
+        with cls._cond:
+            if cls._pid != os.getpid():  # first request in this process (or a forked child)
+                cls._pid = os.getpid()
+                cls._pending = {}
+                threading.Thread(target=cls._run, name="xds-wal-checkpoint", daemon=True).start()
+            cls._pending[database] = None
+            cls._cond.notify()
+
+    @classmethod
+    def _run(cls) -> None:
+        while True:
+            with cls._cond:
+                while not cls._pending:
+                    cls._cond.wait()
+                database = next(iter(cls._pending))
+                del cls._pending[database]
+            try:
+                # mode=rw: a database removed meanwhile is not created again
+                raw = sqlite3.connect(Path(database).as_uri() + "?mode=rw", uri=True)
+            except sqlite3.Error as e:
+                log.debug("WAL checkpoint of %s skipped: %s", database, e)
+                continue
+            try:
+                wal_checkpoint(raw)
+            finally:
+                raw.close()
 
 
 def wal_checkpoint(dbapi_conn: Any) -> None:
     """Copy the WAL into the database file (PASSIVE: never waits for readers or writers). With a
     slow disk a checkpoint (two fsyncs) takes 10-300 ms: SQLite's automatic one runs inside the
     COMMIT of the writer that crossed its threshold, which still holds the writer gate then, so
-    every writer would wait for the disk; this one runs once the gate is open."""
+    every writer would wait for the disk; the node's run in :class:`_Checkpointer`."""
     raw = getattr(dbapi_conn, "dbapi_connection", dbapi_conn)
     try:
         raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     except sqlite3.Error as e:  # another checkpoint running; the next one will do
         log.debug("WAL checkpoint skipped: %s", e)
+
+
+class DriverStatement:
+    """A hot statement (SQLAlchemy Core) compiled once per dialect and run on the DBAPI cursor of a
+    SQLAlchemy connection, in its transaction: the column types' bind processors (JSON, DateTime)
+    still apply and driver errors come back as SQLAlchemy's (IntegrityError, OperationalError), but
+    SQLAlchemy's per-execution work (cache key, compiled-cache lookup, result setup) is skipped. For
+    statements whose results need no type processing (ids, strings, numbers)."""
+
+    def __init__(self, stmt: Any) -> None:
+        self.stmt = stmt
+        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any], dict[str, Any]]] = {}
+
+    def _prepare(self, conn: Any, params: dict[str, Any]) -> tuple[str, Any]:
+        entry = self._compiled.get(conn.dialect.name)
+        if entry is None:
+            compiled = self.stmt.compile(dialect=conn.dialect)
+            names = compiled.positiontup
+            entry = self._compiled[conn.dialect.name] = (
+                compiled.string, tuple(names) if names is not None else None,
+                dict(compiled._bind_processors), dict(compiled.params),
+            )
+        sql, names, processors, defaults = entry
+        values = {**defaults, **params}
+        for name, process in processors.items():
+            if name in values:
+                values[name] = process(values[name])
+        return sql, tuple(values[n] for n in names) if names is not None else values
+
+    def _execute(self, conn: Any, params: dict[str, Any], result: Any) -> Any:
+        sql, values = self._prepare(conn, params)
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.execute(sql, values)
+            return result(cursor)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(conn, sql, values, exc) from exc
+        finally:
+            cursor.close()
+
+    def run(self, conn: Any, params: dict[str, Any]) -> int:
+        """Execute with ``params`` (by the statement's parameter names); the rowcount."""
+        return self._execute(conn, params, lambda cursor: cursor.rowcount)
+
+    def rows(self, conn: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return self._execute(conn, params, lambda cursor: cursor.fetchall())
+
+    def scalar(self, conn: Any, params: dict[str, Any]) -> Any:
+        """The first column of the first row (or the RETURNING value), None without a row."""
+
+        def first(cursor: Any) -> Any:
+            row = cursor.fetchone()
+            return row[0] if row is not None else None
+
+        return self._execute(conn, params, first)
+
+    def run_many(self, conn: Any, rows: list[dict[str, Any]]) -> None:
+        prepared = [self._prepare(conn, row) for row in rows]
+        sql, many = prepared[0][0], [values for _, values in prepared]
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.executemany(sql, many)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(conn, sql, many, exc) from exc
+        finally:
+            cursor.close()
+
+
+def _wrapped(conn: Any, sql: str, params: Any, exc: Exception) -> Exception:
+    """A driver error as SQLAlchemy raises it (IntegrityError, OperationalError: callers retry)."""
+    from sqlalchemy.exc import DBAPIError
+
+    return DBAPIError.instance(sql, params, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect)
 
 
 def alembic_config(url: str | None = None) -> Any:

@@ -86,8 +86,9 @@ AfterWrite = Callable[[st.RegistryTransaction, m.Submission], None]
 
 
 def default_serializer(obj: m.RegistryObject) -> str:
-    """The canonical ebRIM 3.0 XML of ``obj`` (what LeafClass answers are assembled from)."""
-    return etree.tostring(ebrim.serialize_object(obj), encoding="unicode")
+    """The canonical ebRIM 3.0 XML of ``obj`` (what LeafClass answers are assembled from), written
+    as text (:func:`ebrim.fragment_text`: the lxml tree serialiser's output, without the tree)."""
+    return ebrim.fragment_text(obj)
 
 
 def default_reparser(kind: str, fragment: str) -> m.RegistryObject:
@@ -184,10 +185,9 @@ class Registration:
         ids.discard("")
         if self.settings.accept_unknown_patients or not ids:
             return
-        known = self.tx.known_patients(ids)
+        known = self.tx.patient_merges(ids)  # id -> merged into (absent: unknown)
         for pid in sorted(ids):
-            row = self.tx.patient(pid) if pid in known else None
-            if row is None or row.merged_into:
+            if pid not in known or known[pid]:
                 self.errors.append(Rule.UNKNOWN_PATIENT_ID.error(location=pid, patient_id=pid))
 
     def check_entry_uuids(self) -> None:

@@ -188,6 +188,8 @@ def _statement(name: str, *args: Any) -> Any:
         return select(*_columns(s.patient, PatientRow)).where(s.patient.c.patient_id == bindparam("id"))
     if name == "known_patients":
         return select(s.patient.c.patient_id).where(s.patient.c.patient_id.in_(ids))
+    if name == "patient_merges":
+        return select(s.patient.c.patient_id, s.patient.c.merged_into).where(s.patient.c.patient_id.in_(ids))
     if name == "object_kinds":
         return union_all(
             *[
@@ -206,6 +208,15 @@ def _statement(name: str, *args: Any) -> Any:
         t = s.metadata.tables[table_name]
         stmt = select(*_columns(t, cls)).where(t.c.entry_uuid.in_(ids))
         return stmt.order_by(t.c.entry_uuid).with_for_update() if lock else stmt
+    if name == "record_patient":  # ADT A01/A04/A05/A08: insert or update, by dialect
+        if args[0] == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        stmt = insert(s.patient)
+        updated = ("demographics", "source", "message_control_id", "updated_at")
+        return stmt.on_conflict_do_update(index_elements=[s.patient.c.patient_id],
+                                          set_={k: stmt.excluded[k] for k in updated})
     raise KeyError(name)
 
 
@@ -227,16 +238,7 @@ class RegistryTransaction:
             "message_control_id": message_control_id,
             "updated_at": datetime.now(UTC),
         }
-        if self.conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(s.patient).values(values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[s.patient.c.patient_id],
-            set_={k: stmt.excluded[k] for k in values if k != "patient_id"},
-        )
-        self.conn.execute(stmt)
+        self.conn.execute(_statement("record_patient", self.conn.dialect.name), values)
 
     def merge_patient(self, prior_id: str, surviving_id: str, message_control_id: str = "") -> None:
         """Mark ``prior_id`` as merged into ``surviving_id`` (ADT^A40)."""
@@ -256,6 +258,18 @@ class RegistryTransaction:
         out: set[str] = set()
         for chunk in _chunks(patient_ids):
             out.update(self.conn.scalars(_statement("known_patients"), {"ids": chunk}))
+        return out
+
+    def patient_merges(self, patient_ids: Iterable[str]) -> dict[str, str | None]:
+        """The known ones of ``patient_ids``, each with the id it was merged into (None: not
+        merged), in one statement: what ITI-42 checks of every patient it is sent."""
+        if type(self).known_patients is not RegistryTransaction.known_patients:
+            # a subclass keeps its own view of the patients (the bulk loader's): ask through it
+            known = self.known_patients(patient_ids)
+            return {pid: row.merged_into for pid in known if (row := self.patient(pid)) is not None}
+        out: dict[str, str | None] = {}
+        for chunk in _chunks(patient_ids):
+            out.update((pid, merged) for pid, merged in self.conn.execute(_statement("patient_merges"), {"ids": chunk}))
         return out
 
     def patient_known(self, patient_id: str) -> bool:
