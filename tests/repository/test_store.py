@@ -148,6 +148,26 @@ def test_filesystem_write_is_atomic_and_temporaries_are_purged(tmp_path) -> None
     assert oct(os.stat(final).st_mode & 0o777) == "0o600"
 
 
+def test_filesystem_keys_share_a_directory_per_second_and_stale_temporaries_do_not_block(tmp_path) -> None:
+    store = FilesystemStore(tmp_path / "docs")
+    keys = [store.new_key() for _ in range(50)]
+    assert len(set(keys)) == 50
+    assert len({k[:4] for k in keys}) <= 2  # the clock's second (two if it ticked meanwhile)
+    # a temporary a crash left under the very name the next write would take
+    key = keys[0]
+    store.path(key).parent.mkdir(parents=True)
+    (store.path(key).parent / f".{key}.tmp").write_bytes(b"partial")
+    stored = store.put(io.BytesIO(b"whole"), key)
+    assert store.open(stored.key).read() == b"whole"
+    assert store.purge_incomplete(time.time() + 1) == 1
+    # a directory removed behind the store's back is created again
+    lone = "ffff" + new_key()[4:] if key[:4] != "ffff" else "0000" + new_key()[4:]
+    store.put(io.BytesIO(b"x"), lone)
+    os.unlink(store.path(lone))
+    os.rmdir(store.path(lone).parent)
+    assert store.put(io.BytesIO(b"again"), lone[:4] + new_key()[4:]).size == 5
+
+
 def test_s3_interrupted_multipart_upload_is_aborted_by_purge(s3_settings) -> None:
     store = S3Store(**s3_settings, part_size=5 * MIB)
     name = store.object_name(new_key())

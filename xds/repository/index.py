@@ -38,6 +38,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from xds.registry.db import DriverStatement
+
 PENDING = "pending"
 REGISTERED = "registered"
 
@@ -59,12 +61,22 @@ repository_document = Table(
 
 _CHUNK = 500
 
-_CLAIM = repository_document.insert()
-_RECORD_REGISTERED = (
-    update(repository_document)
-    .where(repository_document.c.unique_id == bindparam("uid"), repository_document.c.state == PENDING)
-    .values(size=bindparam("b_size"), hash=bindparam("b_hash"), state=REGISTERED)
+_CLAIM = DriverStatement(
+    repository_document.insert().values(
+        unique_id=bindparam("unique_id"),
+        storage_key=bindparam("storage_key"),
+        mime_type=bindparam("mime_type"),
+        state=bindparam("state"),
+        created_at=bindparam("created_at"),
+    )
 )
+_RECORD_REGISTERED = DriverStatement(
+    update(repository_document)
+    .where(repository_document.c.unique_id == bindparam("uid"), repository_document.c.state == bindparam("pending"))
+    .values(size=bindparam("b_size"), hash=bindparam("b_hash"), state=bindparam("registered"))
+)
+
+_GET_ONE = DriverStatement(select(repository_document).where(repository_document.c.unique_id == bindparam("uid")))
 
 
 @dataclass(frozen=True)
@@ -108,12 +120,13 @@ class DocumentIndex:
             "state": PENDING,
             "created_at": time.time(),
         }
+        integrity = (IntegrityError, self.engine.dialect.loaded_dbapi.IntegrityError)
         for _ in range(3):
             try:
                 with self._write() as conn, conn.begin():
-                    conn.execute(_CLAIM, row)
+                    _CLAIM.run(conn, row)
                 return None
-            except IntegrityError:
+            except integrity:
                 existing = self.get(unique_id)
                 if existing is not None:
                     return existing
@@ -138,8 +151,9 @@ class DocumentIndex:
                 conn = stack.enter_context(self._write())
                 stack.enter_context(conn.begin())
             for unique_id, size, sha1 in documents:
-                result = conn.execute(_RECORD_REGISTERED, {"uid": unique_id, "b_size": size, "b_hash": sha1})
-                changed += result.rowcount
+                changed += _RECORD_REGISTERED.run(
+                    conn, {"uid": unique_id, "b_size": size, "b_hash": sha1, "pending": PENDING, "registered": REGISTERED}
+                )
         return changed
 
     def mark_registered(self, unique_ids: Iterable[str]) -> None:
@@ -165,6 +179,11 @@ class DocumentIndex:
     def get_many(self, unique_ids: Iterable[str]) -> dict[str, IndexedDocument]:
         out: dict[str, IndexedDocument] = {}
         with self.engine.connect() as conn:
+            unique_ids = list(dict.fromkeys(unique_ids))
+            if len(unique_ids) == 1:  # the usual ITI-43: one document (columns in the table's order)
+                for row in _GET_ONE.rows(conn, {"uid": unique_ids[0]}):
+                    out[row[0]] = IndexedDocument(*row)
+                return out
             for chunk in _chunks(unique_ids):
                 for row in conn.execute(select(repository_document).where(repository_document.c.unique_id.in_(chunk))):
                     out[row.unique_id] = IndexedDocument(**row._mapping)

@@ -37,7 +37,7 @@ from xds.metadata.rules import ErrorCode, Profile, Rule
 from xds.namespaces import LCM, XDSB
 from xds.registry.db import same_database
 from xds.repository.registry_client import LocalRegistry, RegistryUnavailable
-from xds.repository.store import StoreError, digest, new_key
+from xds.repository.store import StoreError, digest
 from xds.soap.fault import SoapFault
 from xds.soap.message import Attachment, SoapRequest, SoapResponse
 
@@ -187,7 +187,7 @@ class Provide:
 
     def _place(self, entry: DocumentEntry, attachment: Attachment) -> _Placed:
         index, store = self.repo.index, self.repo.store
-        key = new_key()
+        key = store.new_key()
         existing = index.claim(entry.unique_id, key, entry.mime_type)
         if existing is None:
             try:

@@ -122,6 +122,11 @@ class DocumentStore(ABC):
         under ``key`` is replaced. Raises :class:`StoreError`; nothing is left behind on error.
         """
 
+    def new_key(self) -> str:
+        """A fresh storage key for a document about to be put (:func:`new_key`; a store may lay
+        its keys out to suit its backend)."""
+        return new_key()
+
     @abstractmethod
     def opener(self, key: str) -> Callable[[], BinaryIO]:
         """A callable opening a new reader on the object each time it is called.
