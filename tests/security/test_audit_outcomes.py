@@ -41,6 +41,9 @@ class Trail:
 
     submit = record
 
+    async def record_async(self, message: AuditMessage, links=()) -> int:
+        return self.record(message, links)
+
 
 def adt(event: str, pid: str) -> bytes:
     return (f"MSH|^~\\&|HIS|HOSP|XDSREG|DIR|20240101120000||ADT^{event}^ADT_A01|CTRL{event}|P|2.5\r"

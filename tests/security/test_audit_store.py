@@ -74,6 +74,78 @@ def test_uids_of_a_hostile_data_set_do_not_lose_its_audit_record(store):
     assert store.append(msg, queue=False)
 
 
+def test_audit_xml_is_written_as_lxml_would_serialise_the_tree():
+    hostile = message("ITI-18", AuditContext([HN], query=QueryRef("q\"<&>", b"<q/>")), person=DOCTOR)
+    hostile.participants[0].user_id = 'a"b<c>&d\te\nf\rg\x01h'
+    hostile.outcome_description = 'x<y>&z\r\n"q"\x00'
+    for msg in [*every_message(), hostile]:
+        assert msg.to_bytes() == etree.tostring(msg.to_xml(), xml_declaration=True, encoding="UTF-8")
+
+
+def test_records_queued_together_are_committed_together_and_each_gets_its_id(store):
+    import threading
+
+    from xds.audit.store import Record
+    from xds.audit.trail import AuditWriter
+
+    batches: list[int] = []
+    gate = threading.Event()
+    append_batch = store.append_batch
+
+    def slow_first_batch(records, connection=None):
+        gate.wait(5)
+        batches.append(len(records))
+        return append_batch(records, connection)
+
+    store.append_batch = slow_first_batch
+    writer = AuditWriter(store, on_stored=lambda records: None, on_failed=lambda record, exc: None)
+    futures = [writer.put(Record(message("ITI-18", AuditContext([HN])), queue=True)) for _ in range(5)]
+    gate.set()
+    ids = [f.result(5) for f in futures]
+    writer.close()
+    assert ids == sorted(ids) and len(set(ids)) == 5
+    assert sum(batches) == 5 and len(batches) < 5  # the records queued while a batch was written share one
+    assert store.queued() == 5
+
+
+def test_a_record_the_store_refuses_does_not_take_its_batch_with_it(store):
+    from concurrent.futures import Future
+
+    from xds.audit.store import Record
+    from xds.audit.trail import AuditWriter
+
+    refused: list[str] = []
+    append_batch = store.append_batch
+
+    def refuse_rad69(records, connection=None):
+        if any(r.message.transaction == "RAD-69" for r in records):
+            raise RuntimeError("disk full")
+        return append_batch(records, connection)
+
+    store.append_batch = refuse_rad69
+    writer = AuditWriter(store, on_stored=lambda records: None,
+                         on_failed=lambda record, exc: refused.append(record.message.transaction))
+    writer._write([(Record(message(name, AuditContext([HN]))), Future()) for name in ("ITI-18", "RAD-69", "ITI-43")])
+    writer.close()
+    assert refused == ["RAD-69"]
+    assert [a.transaction for a in store.accesses(patient=HN)] == ["ITI-18", "ITI-43"]
+
+
+def test_trail_record_waits_for_the_commit_and_never_raises(tmp_path):
+    import asyncio
+
+    from xds.audit.trail import AuditTrail
+
+    trail = AuditTrail(AuditStore.open(f"sqlite:///{tmp_path / 'audit.sqlite'}"), SOURCE)
+    event = trail.record(message("ITI-18", AuditContext([HN])))
+    assert trail.store.messages([event])  # committed when record returns
+    event = asyncio.run(trail.record_async(message("ITI-43", AuditContext([HN]))))
+    assert [a.transaction for a in trail.store.accesses(patient=HN)] == ["ITI-18", "ITI-43"] and event
+    trail.store.append_batch = lambda records, connection=None: 1 / 0
+    assert trail.record(message("ITI-18", AuditContext([HN]))) is None and trail.lost == 1
+    trail.close()
+
+
 def test_schema_rejects_a_message_missing_its_audit_source():
     xml = message("ITI-18", AuditContext()).to_xml()
     xml.remove(xml.find("AuditSourceIdentification"))

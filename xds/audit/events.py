@@ -277,3 +277,28 @@ def security_alert(*, outcome: int, alert: Coded, reporter: Party, performer: Pa
                                  details=[("Alert Description", description.encode())])]
     return _message(source, c.SECURITY_ALERT, c.EXECUTE, outcome, participants, objects, [alert], description,
                     None, "")
+
+
+def initiated_message(tx: Transaction, *, outcome: int, node: Party, peer: Party, source: Source,
+                      context: AuditContext | None = None, person: Person | None = None,
+                      description: str = "") -> AuditMessage:
+    """The audit message of a transaction the node sent on a consumer's behalf (the DI Common
+    Service's Initiating Gateway; ``node``: its wsa:ReplyTo and host, ``peer``: the Responding
+    Gateway's endpoint URI and host). The mirror of :func:`transaction_message`:
+
+    - ITI-38 (ITI TF-2b 3.38.5.1.1): Query (110112), action E; the node is the Source and the
+      requestor, the Responding Gateway the Destination; Patient (0..1) and Query Parameters (1);
+    - ITI-39 (3.39.5.1.1) and RAD-75 (RAD TF-3 4.75, as ITI-39): Import (110107), action C; the
+      Responding Gateway is the Source, the node the Destination and the requestor; Patient (0..1)
+      and each Document (with its repositoryUniqueId and homeCommunityId) or Study."""
+    ctx = context or AuditContext()
+    if tx.pattern == QUERY:
+        event_id, action = c.QUERY, c.EXECUTE
+        participants = [_node(node, True, c.SOURCE, source), _remote(peer, False, c.DESTINATION)]
+    else:
+        event_id, action = c.IMPORT, c.CREATE
+        participants = [_remote(peer, False, c.SOURCE), _node(node, True, c.DESTINATION, source)]
+    if person is not None:
+        participants.append(_human(person))
+    return _message(source, event_id, action, outcome, participants, _objects(tx, ctx), [tx.type_code],
+                    description, person, tx.name)

@@ -80,7 +80,7 @@ class SyslogSender:
         retry_max: float = 300.0,
         poll: float = 5.0,
         timeout: float = 10.0,
-        linger: float = 0.2,
+        linger: float = 0.5,
     ) -> None:
         self.store = store
         self.host, self.port = host, port
@@ -108,8 +108,8 @@ class SyslogSender:
     def wake(self) -> None:
         """Something was queued (callable from any thread)."""
         loop, event = self._loop, self._wake
-        if loop is None or event is None or loop.is_closed():
-            return
+        if loop is None or event is None or loop.is_closed() or event.is_set():
+            return  # (set: the sender has been woken and not yet claimed; it will see this one too)
         try:
             if asyncio.get_running_loop() is loop:
                 event.set()
@@ -146,10 +146,7 @@ class SyslogSender:
             if not batch:
                 if self._stopping:
                     return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll)
-                if not self._stopping:
-                    await asyncio.sleep(self.linger)
+                await self._idle()
                 continue
             ids = [p.event for p in batch]
             try:
@@ -173,6 +170,19 @@ class SyslogSender:
             delay = self.retry_min
             await asyncio.to_thread(self.store.delivered, ids)
             self.sent += len(ids)
+            if len(batch) < self.batch_size and not self._stopping:
+                # the outbox held no more than this: wait for a record instead of claiming none
+                # (a claim is a write transaction: ~1.5 ms of CPU, as much as 10 records cost)
+                await self._idle()
+
+    async def _idle(self) -> None:
+        """Until something is recorded here (or ``poll`` seconds, for another process's records),
+        then ``linger`` seconds more, to gather a batch."""
+        assert self._wake is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.poll)
+        if not self._stopping:
+            await asyncio.sleep(self.linger)
 
     async def _connection(self) -> asyncio.StreamWriter:
         if self._writer is not None and (self._writer.is_closing() or (self._reader and self._reader.at_eof())):

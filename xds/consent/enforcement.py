@@ -38,6 +38,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     cast,
     column,
     exists,
@@ -123,7 +124,12 @@ def _registered_by(d: Any, requester: Requester) -> ColumnElement[bool] | None:
     author = _alias(s.document_author, "cs_own_author")
     # institutions is a JSON list of XON strings; XON.10 (the organisation identifier) ends one.
     institutions = cast(author.c.institutions, Text)
-    xon10 = or_(*[institutions.like(f'%^{_like_literal(o)}"%', escape=LIKE_ESCAPE) for o in orgs])
+    # the patterns are written into the statement: SQLite prepares a statement again at each run
+    # when a LIKE's pattern is a bound parameter (its LIKE optimisation), and this one is large
+    xon10 = or_(*[
+        institutions.like(bindparam(None, f'%^{_like_literal(o)}"%', literal_execute=True), escape=LIKE_ESCAPE)
+        for o in orgs
+    ])
     return or_(
         exists()
         .where(ss.c.entry_uuid == d.c.submission_set_uuid, ss.c.source_id.in_(orgs))
@@ -406,19 +412,28 @@ def withheld_documents(
 ) -> set[str]:
     """Which of the document ``unique_ids`` are withheld from ``requester`` (ITI-43): those of
     which a DocumentEntry is withheld."""
-    who = requester or EXTERNAL
+    statement = _withheld_documents_statement((requester or EXTERNAL).organisations)
     out: set[str] = set()
     for chunk in _chunks(unique_ids):
-        de = s.document_entry
-        patients = _materialized(
-            select(de.c.patient_id).where(any_withdrawal(), de.c.unique_id.in_(chunk)).distinct(),
-            "cs_patients",
-        )
-        directives = _materialized(_directives(patients), "cs_directives")
-        d = _alias(s.document_entry, "cs_d")
-        withheld = _withheld_documents(directives, who, d.c.unique_id.in_(chunk), d=d).subquery("cs_withheld")
-        out.update(conn.scalars(select(withheld.c.unique_id)))
+        out.update(conn.scalars(statement, {"ids": chunk}))
     return out
+
+
+# The retrieve paths' statements are built once per requesting organisation set, the ids bound
+# (expanding): building one cost ~3 ms of CPU per ITI-43 / RAD-69, running the built one ~0.15 ms.
+@functools.lru_cache(maxsize=256)
+def _withheld_documents_statement(organisations: frozenset[str]) -> Select:
+    ids = bindparam("ids", expanding=True)
+    de = s.document_entry
+    patients = _materialized(
+        select(de.c.patient_id).where(any_withdrawal(), de.c.unique_id.in_(ids)).distinct(),
+        "cs_patients",
+    )
+    directives = _materialized(_directives(patients), "cs_directives")
+    d = _alias(s.document_entry, "cs_d")
+    who = Requester(organisations)
+    withheld = _withheld_documents(directives, who, d.c.unique_id.in_(ids), d=d).subquery("cs_withheld")
+    return select(withheld.c.unique_id)
 
 
 def withheld_studies(
@@ -427,38 +442,45 @@ def withheld_studies(
     """Which of the Study Instance UIDs are withheld from ``requester`` (RAD-69): a manifest of the
     study (a DocumentEntry whose referenceIdList names it) is withheld, or no manifest is
     registered and a study directive names it."""
-    who = requester or EXTERNAL
+    statement = _withheld_studies_statement((requester or EXTERNAL).organisations)
     out: set[str] = set()
     for chunk in _chunks(study_uids):
-        ref, de = _alias(s.document_reference_id, "cs_kos_ref"), _alias(s.document_entry, "cs_kos_de")
-        manifests = _materialized(
-            select(ref.c.id.label("study"), de.c.entry_uuid, de.c.patient_id)
-            .join_from(ref, de, de.c.entry_uuid == ref.c.entry_uuid)
-            .where(any_withdrawal(), ref.c.id.in_(chunk), ref.c.id_type == REF_STUDY_INSTANCE_UID),
-            "cs_manifests",
-        )
-        patients = _materialized(select(manifests.c.patient_id).distinct(), "cs_patients")
-        directives = _materialized(_directives(patients), "cs_directives")
-        d = _alias(s.document_entry, "cs_d")
-        withheld = _materialized(
-            _withheld_documents(directives, who, d.c.entry_uuid.in_(select(manifests.c.entry_uuid)), d=d),
-            "cs_withheld",
-        )
-        by_manifest = select(manifests.c.study).where(manifests.c.entry_uuid.in_(select(withheld.c.uuid)))
-        c, any_ref = (
-            _alias(consent_directive, "cs_study_directive"),
-            _alias(s.document_reference_id, "cs_any_ref"),
-        )
-        unpublished = select(c.c.target).where(
-            *_active(c),
-            c.c.scope == STUDY,
-            c.c.target.in_(chunk),
-            ~exists()
-            .where(any_ref.c.id == c.c.target, any_ref.c.id_type == REF_STUDY_INSTANCE_UID)
-            .correlate_except(any_ref),
-        )
-        out.update(conn.scalars(union(by_manifest, unpublished)))
+        out.update(conn.scalars(statement, {"ids": chunk}))
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _withheld_studies_statement(organisations: frozenset[str]) -> CompoundSelect:
+    ids = bindparam("ids", expanding=True)
+    ref, de = _alias(s.document_reference_id, "cs_kos_ref"), _alias(s.document_entry, "cs_kos_de")
+    manifests = _materialized(
+        select(ref.c.id.label("study"), de.c.entry_uuid, de.c.patient_id)
+        .join_from(ref, de, de.c.entry_uuid == ref.c.entry_uuid)
+        .where(any_withdrawal(), ref.c.id.in_(ids), ref.c.id_type == REF_STUDY_INSTANCE_UID),
+        "cs_manifests",
+    )
+    patients = _materialized(select(manifests.c.patient_id).distinct(), "cs_patients")
+    directives = _materialized(_directives(patients), "cs_directives")
+    d = _alias(s.document_entry, "cs_d")
+    who = Requester(organisations)
+    withheld = _materialized(
+        _withheld_documents(directives, who, d.c.entry_uuid.in_(select(manifests.c.entry_uuid)), d=d),
+        "cs_withheld",
+    )
+    by_manifest = select(manifests.c.study).where(manifests.c.entry_uuid.in_(select(withheld.c.uuid)))
+    c, any_ref = (
+        _alias(consent_directive, "cs_study_directive"),
+        _alias(s.document_reference_id, "cs_any_ref"),
+    )
+    unpublished = select(c.c.target).where(
+        *_active(c),
+        c.c.scope == STUDY,
+        c.c.target.in_(ids),
+        ~exists()
+        .where(any_ref.c.id == c.c.target, any_ref.c.id_type == REF_STUDY_INSTANCE_UID)
+        .correlate_except(any_ref),
+    )
+    return union(by_manifest, unpublished)
 
 
 def consent_tables_present(conn: Connection) -> bool:

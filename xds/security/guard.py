@@ -42,6 +42,10 @@ ANONYMOUS = "http://www.w3.org/2005/08/addressing/anonymous"
 _STATUS_OUTCOME = {"Success": codes.SUCCESS, "PartialSuccess": codes.MINOR_FAILURE, "Failure": codes.SERIOUS_FAILURE}
 
 
+_ERRORS = f"{{{RS}}}RegistryErrorList/{{{RS}}}RegistryError"
+_NESTED_ERRORS = f"{{{RS}}}RegistryResponse/{_ERRORS}"
+
+
 def response_outcome(response: SoapResponse) -> tuple[int, str]:
     """EventOutcomeIndicator from the response's RegistryResponse status, and the error codes:
     Success 0, PartialSuccess 4 (minor failure), Failure 8 (serious failure: the request was
@@ -54,8 +58,10 @@ def response_outcome(response: SoapResponse) -> tuple[int, str]:
     if status is None:
         rr = body.find(f"{{{RS}}}RegistryResponse")
         status = rr.get("status") if rr is not None else None
-    errors = sorted({e.get("errorCode", "") for e in body.iter(f"{{{RS}}}RegistryError")
-                     if e.get("severity", "").endswith("Error")} - {""})
+    # RegistryErrorList is a child of the RegistryResponse (ebRS 3.0 rs.xsd): no need to walk the
+    # whole answer, which for a query is every object returned
+    listed = (*body.iterfind(_ERRORS), *body.iterfind(_NESTED_ERRORS))
+    errors = sorted({e.get("errorCode", "") for e in listed if e.get("severity", "").endswith("Error")} - {""})
     outcome = _STATUS_OUTCOME.get((status or "Success").rsplit(":", 1)[-1], codes.SUCCESS)
     if outcome == codes.SERIOUS_FAILURE and errors and all(e in UNAVAILABLE for e in errors):
         outcome = codes.MAJOR_FAILURE
@@ -203,7 +209,7 @@ class EndpointGuard:
             log.exception("audit message for %s on %s could not be built", action, self.path)
             return
         if message is not None:
-            await run_in_threadpool(audit.record, message, links)
+            await audit.record_async(message, links)
 
     def _message(self, request: Request, soap: SoapRequest | None, action: str,
                  result: SoapResponse | SoapFault, person: events.Person | None) -> tuple[Any, list]:

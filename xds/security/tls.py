@@ -8,14 +8,15 @@ trusted, unexpired one fails) or ``optional`` (one that is presented must still 
 
 A failed handshake is refused *and reported* (``on_refused``, the node's ATNA Security Alert):
 
-- HTTP: asyncio and uvicorn drop failed handshakes silently (asyncio logs them only in debug mode),
-  so the node terminates TLS itself: :class:`TlsHttpProtocol` is uvicorn's ``http`` protocol class;
-  it accepts plain TCP, runs ``loop.start_tls`` with the node's context and only then hands the
+- HTTP: asyncio, uvloop and uvicorn drop failed handshakes silently (asyncio logs them only in
+  debug mode), so the node terminates TLS itself: :class:`TlsHttpProtocol` is uvicorn's ``http``
+  protocol class; it accepts plain TCP, puts the event loop's own TLS protocol (uvloop's on the
+  uvloop loop) in front of itself with a handshake waiter of its own, and only then hands the
   connection to uvicorn's HTTP protocol. The context is the one uvicorn's own ``ssl_cert_reqs`` /
   ``ssl_ca_certs`` options would build. The SOAP endpoints share one port, so when only some of them
   require a certificate the handshake asks for one (optional) and the endpoint's guard refuses
   requests that came without (:meth:`HttpTls.peer`).
-- MLLP: :func:`accept_stream_tls` upgrades an accepted asyncio stream (``StreamWriter.start_tls``).
+- MLLP: :func:`start_tls_stream_server`, ``asyncio.start_server`` with the same handshake.
 - DICOM: pynetdicom wraps each accepted socket with ``ssl_context.wrap_socket``; the context
   returned for ``"dicom"`` reports a failed handshake there before re-raising.
 """
@@ -189,24 +190,92 @@ def client_ssl_context(tls: TlsConfig, ca: str = "", cert: str = "", key: str = 
     return ctx
 
 
+# --- terminating TLS on an accepted connection ------------------------------------------------
+
+
+def _ssl_protocol_class(loop: asyncio.AbstractEventLoop) -> type:
+    """The loop's own TLS protocol over a memory BIO: uvloop's (Cython) on a uvloop loop, else
+    asyncio's. Both are what ``loop.create_server(ssl=...)`` and ``loop.start_tls`` put between a
+    socket transport and the application protocol, with the same constructor."""
+    try:
+        import uvloop
+        from uvloop.loop import SSLProtocol as UvloopSSLProtocol
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        uvloop = None  # type: ignore[assignment]
+    if uvloop is not None and isinstance(loop, uvloop.Loop):
+        return UvloopSSLProtocol
+    from asyncio.sslproto import SSLProtocol
+
+    return SSLProtocol
+
+
+def install_tls(transport: asyncio.BaseTransport, app_protocol: asyncio.BaseProtocol, ctx: ssl.SSLContext,
+                listener: str, on_refused: RefusalHook | None, timeout: float) -> None:
+    """Terminate TLS on an accepted socket: call from the socket protocol's ``connection_made``.
+
+    It does what ``loop.create_server(ssl=...)`` does for each connection — the loop's TLS protocol
+    becomes the socket's protocol, ``app_protocol`` the one above it, whose ``connection_made``
+    receives the TLS transport once the handshake has succeeded — but with a handshake waiter of
+    its own, so that a failure is reported (:func:`_refuse`) instead of dropped. Installed inside
+    ``connection_made``, before the loop starts reading (uvloop starts reading right after
+    ``connection_made`` returns, whatever the protocol paused: a ``loop.start_tls`` from a task
+    would come after the ClientHello had been handed to the plain protocol)."""
+    loop = asyncio.get_running_loop()
+    peer = transport.get_extra_info("peername")
+    waiter = loop.create_future()
+
+    def done(fut: asyncio.Future) -> None:
+        exc = None if fut.cancelled() else fut.exception()
+        if exc is not None:  # the TLS protocol has closed the socket already
+            _refuse(listener, peer, exc, on_refused)
+
+    waiter.add_done_callback(done)
+    tls_protocol = _ssl_protocol_class(loop)(loop, app_protocol, ctx, waiter, server_side=True,
+                                             ssl_handshake_timeout=timeout)
+    transport.set_protocol(tls_protocol)  # type: ignore[attr-defined]
+    tls_protocol.connection_made(transport)
+
+
 # --- MLLP (asyncio streams) ----------------------------------------------------------------------
 
 
-async def accept_stream_tls(
-    writer: asyncio.StreamWriter,
+class _StreamTlsAcceptor(asyncio.Protocol):
+    """The socket protocol of a TLS stream server: hands the socket to TLS, with the stream's
+    protocol above it."""
+
+    def __init__(self, app: asyncio.BaseProtocol, ctx: ssl.SSLContext, listener: str,
+                 on_refused: RefusalHook | None, timeout: float) -> None:
+        self.app, self.ctx, self.listener, self.on_refused, self.timeout = app, ctx, listener, on_refused, timeout
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        install_tls(transport, self.app, self.ctx, self.listener, self.on_refused, self.timeout)
+
+
+async def start_tls_stream_server(
+    client_connected: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any],
+    host: str | None,
+    port: int,
     ctx: ssl.SSLContext,
     listener: str,
     on_refused: RefusalHook | None = None,
     timeout: float = 10.0,
-) -> PeerCertificate | None:
-    """Run the server handshake on an accepted stream. Returns the client's certificate (None when
-    it sent none and the context allows that); raises ConnectionError after reporting a failure."""
-    peer = writer.get_extra_info("peername")
-    try:
-        await writer.start_tls(ctx, ssl_handshake_timeout=timeout)
-    except (ssl.SSLError, OSError, TimeoutError) as exc:
-        _refuse(listener, peer, exc, on_refused)
-        raise ConnectionError(_reason(exc)) from None
+    limit: int = 2**16,
+) -> asyncio.Server:
+    """``asyncio.start_server`` over TLS, with refused handshakes reported: ``client_connected``
+    gets the streams of connections whose handshake succeeded (their certificate:
+    :func:`stream_peer_certificate`)."""
+    loop = asyncio.get_running_loop()
+
+    def factory() -> asyncio.Protocol:
+        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        app = asyncio.StreamReaderProtocol(reader, client_connected, loop=loop)
+        return _StreamTlsAcceptor(app, ctx, listener, on_refused, timeout)
+
+    return await loop.create_server(factory, host, port)
+
+
+def stream_peer_certificate(writer: asyncio.StreamWriter) -> PeerCertificate | None:
+    """The client's verified certificate on a stream of :func:`start_tls_stream_server` (None: it sent none)."""
     return PeerCertificate.from_ssl_object(writer.get_extra_info("ssl_object"))
 
 
@@ -255,7 +324,12 @@ def _find_http_tls(app: Any) -> HttpTls:
 
 class TlsHttpProtocol(asyncio.Protocol):
     """uvicorn ``http=`` protocol class: TLS handshake first (reported when it fails), then
-    uvicorn's own HTTP/1.1 protocol over the TLS transport."""
+    uvicorn's own HTTP/1.1 protocol over the TLS transport.
+
+    It is the socket's protocol and, through :func:`install_tls`, the application protocol above
+    the loop's TLS protocol: ``connection_made`` is called twice, with the socket (TLS starts), then,
+    once the handshake has succeeded, with the TLS transport (the certificate is noted for the
+    endpoints' guards, and uvicorn's protocol takes the connection)."""
 
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -268,51 +342,32 @@ class TlsHttpProtocol(asyncio.Protocol):
         self.inner: asyncio.Protocol = AutoHTTPProtocol(  # type: ignore[call-arg]
             config=config, server_state=server_state, app_state=app_state, _loop=_loop
         )
+        self._peer: Any = None
         self._key: tuple[str, int] | None = None
-        self._handshake: asyncio.Task | None = None
+        self._tls_started = False
         self._connected = False
-        self._early: list[bytes] = []
-        self._early_eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.pause_reading()  # type: ignore[attr-defined]
-        self._handshake = self.loop.create_task(self._start_tls(transport))
-
-    async def _start_tls(self, transport: Any) -> None:
-        peer = transport.get_extra_info("peername")
-        try:
-            secure = await self.loop.start_tls(
-                transport, self, self.tls.context, server_side=True, ssl_handshake_timeout=self.tls.handshake_timeout
-            )
-        except Exception as exc:
-            _refuse("http", peer, exc, self.tls.on_refused)
-            transport.close()
+        if not self._tls_started:
+            self._start_tls(transport)
             return
-        if secure is None:
-            transport.close()
-            return
-        if isinstance(peer, tuple) and len(peer) >= 2:
-            self._key = (str(peer[0]), int(peer[1]))
-            self.tls._peers[self._key] = PeerCertificate.from_ssl_object(secure.get_extra_info("ssl_object"))
+        # the handshake succeeded: ``transport`` is the TLS transport; the client's first bytes
+        # reach the HTTP protocol only after this (the TLS protocol schedules its first read)
+        if isinstance(self._peer, tuple) and len(self._peer) >= 2:
+            self._key = (str(self._peer[0]), int(self._peer[1]))
+            self.tls._peers[self._key] = PeerCertificate.from_ssl_object(transport.get_extra_info("ssl_object"))
         self._connected = True
-        self.inner.connection_made(secure)
-        early, self._early = self._early, []
-        for data in early:
-            self.inner.data_received(data)  # type: ignore[attr-defined]
-        if self._early_eof:
-            self.inner.eof_received()  # type: ignore[attr-defined]
+        self.inner.connection_made(transport)
+
+    def _start_tls(self, transport: asyncio.BaseTransport) -> None:
+        self._tls_started = True
+        self._peer = transport.get_extra_info("peername")
+        install_tls(transport, self, self.tls.context, "http", self.tls.on_refused, self.tls.handshake_timeout)
 
     def data_received(self, data: bytes) -> None:
-        if not self._connected:
-            # the request may arrive with the handshake's last flight, before _start_tls resumes
-            self._early.append(data)
-            return
         self.inner.data_received(data)  # type: ignore[attr-defined]
 
     def eof_received(self) -> bool | None:
-        if not self._connected:
-            self._early_eof = True
-            return True
         return self.inner.eof_received()  # type: ignore[attr-defined]
 
     def pause_writing(self) -> None:
@@ -326,5 +381,3 @@ class TlsHttpProtocol(asyncio.Protocol):
             self.tls._peers.pop(self._key, None)
         if self._connected:
             self.inner.connection_lost(exc)
-        elif self._handshake is not None and not self._handshake.done():
-            self._handshake.cancel()
