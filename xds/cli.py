@@ -81,11 +81,12 @@ def _run_listeners(config_path: str, data_dir: str | None) -> None:
 
 def _tls_options(cfg: config_mod.NodeConfig) -> dict:
     """HTTPS: the node terminates TLS in its own uvicorn protocol class, so that a refused client
-    certificate is audited (xds.security.tls), on the asyncio loop (uvloop may hand over bytes
-    before the handshake takes the connection); X-Forwarded-For is then never trusted."""
+    certificate is audited (xds.security.tls), on the same loop as plain HTTP (uvloop when
+    installed: its TLS protocol is the one the handshake and the records go through);
+    X-Forwarded-For is then never trusted."""
     if not cfg.tls.enabled:
         return {}
-    return {"http": "xds.security.tls:TlsHttpProtocol", "loop": "asyncio", "proxy_headers": False}
+    return {"http": "xds.security.tls:TlsHttpProtocol", "proxy_headers": False}
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -1,9 +1,10 @@
 """An HL7 v2 message as received: delimiters, charset, MSH header, segments and field access.
 
-Parsing is python-hl7's (``hl7.parse``); this module adds what a receiver needs around it:
-decoding by MSH-18 (HL7 v2.5 2.15.9.18, table 0211), segment separators CR, LF or CRLF,
-validation of MSH-1/MSH-2 (HL7 v2.5 2.5.4), and total field access that never raises:
-a missing segment, field, repetition or component reads as "".
+Segments are split as python-hl7 (``hl7.parse``) splits them, without building its containers
+(python-hl7 resolves escape sequences); around that, what a receiver needs: decoding by MSH-18
+(HL7 v2.5 2.15.9.18, table 0211), segment separators CR, LF or CRLF, validation of MSH-1/MSH-2
+(HL7 v2.5 2.5.4), and total field access that never raises: a missing segment, field, repetition
+or component reads as "".
 
 Every parse failure is an :class:`HL7ParseError` carrying an HL7 table 0357 error code.
 """
@@ -14,7 +15,6 @@ import functools
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
 
 import hl7
 import hl7.util
@@ -105,7 +105,7 @@ class Delimiters:
 
     def escaped(self, text: str) -> str:
         """``text`` with delimiters written as escape sequences (HL7 v2.5 2.7.4)."""
-        if not any(c in text for c in self._specials):
+        if not _specials_pattern(self._specials).search(text):
             return text
         e = self.escape
         out = text.replace(e, f"{e}E{e}")
@@ -121,47 +121,58 @@ class Delimiters:
         return out.replace("\r", f"{e}X0D{e}").replace("\n", f"{e}X0A{e}")
 
 
+@functools.lru_cache(maxsize=16)
+def _specials_pattern(specials: str) -> re.Pattern[str]:
+    return re.compile("[" + re.escape(specials) + "]")
+
+
 STANDARD_DELIMITERS = Delimiters()
 
 
-def _leaf(node: Any, index: int) -> Any:
-    """Child ``index`` (0-based) of a python-hl7 node; a plain string is its own first child."""
-    if isinstance(node, str):
-        return node if index == 0 else ""
-    return node[index] if index < len(node) else ""
+def _part(parts: list[str], index: int) -> str:
+    return parts[index] if index < len(parts) else ""
 
 
 class Segment:
-    """One segment. Positions are 1-based as in the standard: PID-3.4.2 is ``value(3, 1, 4, 2)``."""
+    """One segment. Positions are 1-based as in the standard: PID-3.4.2 is ``value(3, 1, 4, 2)``.
 
-    def __init__(self, node: hl7.Segment, message: Message):
-        self._node = node
+    The segment is kept as its list of fields; repetitions, components and subcomponents are split
+    when read (a receiver reads a handful of them). MSH-1 and MSH-2 are fields of their own, so MSH-n
+    sits at index n like PID-n, and are never split.
+    """
+
+    __slots__ = ("_fields", "_message", "_opaque", "_rep", "_comp", "_sub")
+
+    def __init__(self, fields: list[str], message: Message, opaque: int = 1):
+        d = message.delimiters
+        self._fields = fields
         self._message = message
+        self._opaque = opaque  # fields below this index are not split (MSH-1, MSH-2)
+        self._rep, self._comp, self._sub = d.repetition, d.component, d.subcomponent
 
     @property
     def id(self) -> str:
-        return str(_leaf(self._node, 0))
+        return self._fields[0]
 
-    def _field_node(self, n: int) -> Any:
-        # python-hl7 keeps MSH-1 as a field of its own, so MSH-n sits at index n like PID-n.
-        return _leaf(self._node, n)
+    def _repetitions(self, n: int) -> list[str]:
+        text = self._fields[n] if n < len(self._fields) else ""
+        return [text] if 0 < n < self._opaque else text.split(self._rep)
 
     def repetition_count(self, n: int) -> int:
-        node = self._field_node(n)
-        if isinstance(node, str):
-            return 1 if node else 0
-        if len(node) == 1 and str(node) == "":
+        text = self._fields[n] if n < len(self._fields) else ""
+        if not text:
             return 0
-        return len(node)
+        return 1 if 0 < n < self._opaque else text.count(self._rep) + 1
 
     def raw(self, n: int, rep: int = 1, comp: int | None = None, sub: int | None = None) -> str:
         """The encoded text at field/repetition/component/subcomponent (1-based), escapes kept."""
-        node = _leaf(self._field_node(n), rep - 1)
-        if comp is not None:
-            node = _leaf(node, comp - 1)
-            if sub is not None:
-                node = _leaf(node, sub - 1)
-        return str(node)
+        text = _part(self._repetitions(n), rep - 1)
+        if comp is None or (0 < n < self._opaque):
+            return text if comp is None or (comp == 1 and sub in (None, 1)) else ""
+        text = _part(text.split(self._comp), comp - 1)
+        if sub is not None:
+            text = _part(text.split(self._sub), sub - 1)
+        return text
 
     def value(self, n: int, rep: int = 1, comp: int | None = None, sub: int | None = None) -> str:
         """Like :meth:`raw`, with escape sequences resolved and surrounding blanks removed."""
@@ -169,18 +180,11 @@ class Segment:
 
     def components(self, n: int, rep: int = 1) -> list[list[str]]:
         """Repetition ``rep`` of field ``n`` as components of unescaped subcomponents."""
-        node = _leaf(self._field_node(n), rep - 1)
-        if isinstance(node, str):
-            comps: list[Any] = [node]
-        elif len(node) and not isinstance(node[0], str):
-            comps = list(node)
-        else:
-            comps = [str(node)]
-        out = []
-        for comp in comps:
-            subs = [comp] if isinstance(comp, str) else [str(s) for s in comp]
-            out.append([self._message.unescape(s).strip() for s in subs])
-        return out
+        text = _part(self._repetitions(n), rep - 1)
+        unescape = self._message.unescape
+        if 0 < n < self._opaque:
+            return [[unescape(text).strip()]]
+        return [[unescape(s).strip() for s in comp.split(self._sub)] for comp in text.split(self._comp)]
 
 
 class Message:
@@ -214,21 +218,24 @@ class Message:
             raise HL7ParseError("more than one MSH segment in one message (batches are not accepted)")
         try:
             return cls(lines, delimiters, _msh18(lines[0]), codec)
-        except HL7ParseError:
-            raise
-        except Exception as exc:  # python-hl7 raises assorted errors on broken input
+        except Exception as exc:  # python-hl7, reading the delimiters for escapes, refuses some
             raise HL7ParseError(f"unparseable MSH segment ({type(exc).__name__})") from None
 
     def _segment_at(self, index: int) -> Segment:
         seg = self._parsed.get(index)
         if seg is None:
-            line = self._lines[index]
-            try:
-                node = hl7.parse(line)[0] if index == 0 else hl7.parse(self._stub + "\r" + line)[1]
-            except Exception as exc:
-                raise HL7ParseError(f"unparseable {self.segment_ids[index]} segment ({type(exc).__name__})",
-                                    location=self.segment_ids[index]) from None
-            seg = self._parsed[index] = Segment(node, self)
+            # as python-hl7 reads a segment: trailing blanks dropped, split on the field separator
+            line = self._lines[index].rstrip()
+            sep = self.delimiters.field
+            if index == 0:
+                end = line.find(sep, 4)
+                fields = [line[:3], sep, line[4:] if end == -1 else line[4:end]]
+                if end != -1 and end + 1 < len(line):
+                    fields += line[end + 1 :].split(sep)
+                seg = Segment(fields, self, opaque=3)
+            else:
+                seg = Segment(line.split(sep), self)
+            self._parsed[index] = seg
         return seg
 
     def segments(self, segment_id: str | None = None) -> list[Segment]:

@@ -176,7 +176,13 @@ class MllpServer:
         return len(self._connections)
 
     async def start(self) -> MllpServer:
-        self._server = await asyncio.start_server(self._serve, self.host, self.requested_port)
+        if self.ssl_context is not None:
+            from xds.security.tls import start_tls_stream_server
+
+            self._server = await start_tls_stream_server(self._serve, self.host, self.requested_port, self.ssl_context,
+                                                         "mllp", self.on_tls_refused, self.handshake_timeout)
+        else:
+            self._server = await asyncio.start_server(self._serve, self.host, self.requested_port)
         return self
 
     async def __aenter__(self) -> MllpServer:
@@ -217,11 +223,10 @@ class MllpServer:
         decoder = FrameDecoder(self.max_message_bytes)
         try:
             certificate = ""
-            if self.ssl_context is not None:
-                from xds.security.tls import accept_stream_tls
+            if self.ssl_context is not None:  # the handshake has succeeded (start)
+                from xds.security.tls import stream_peer_certificate
 
-                cert = await accept_stream_tls(writer, self.ssl_context, "mllp", self.on_tls_refused,
-                                               self.handshake_timeout)
+                cert = stream_peer_certificate(writer)
                 certificate = cert.subject if cert is not None else ""
             if isinstance(peername, tuple):
                 current_peer.set(Peer(str(peername[0]), int(peername[1]), certificate))

@@ -155,10 +155,9 @@ class PatientIdentityFeed:
                           message.control_id, type(exc).__name__)
                 log.debug("ITI-8 evaluation failure", exc_info=True)
                 outcome = FeedOutcome(REJECT, AckError(APPLICATION_INTERNAL_ERROR, "internal error; resend later"))
-            if outcome.code == ACCEPT:
-                outcome = await self._record(message, outcome)
-            if self.audit is not None and message.message_type == "ADT":
-                await asyncio.to_thread(self._audit, message, outcome)
+            audited = self.audit is not None and message.message_type == "ADT"
+            if outcome.code == ACCEPT or audited:  # one worker-thread hop: store, then audit
+                outcome = await asyncio.to_thread(self._settle, message, outcome, audited)
         self._log(message, outcome)
         text = build_ack(
             message,
@@ -169,10 +168,18 @@ class PatientIdentityFeed:
         )
         return text.encode(message.codec if message else "ascii", errors="replace")
 
-    async def _record(self, message: Message, outcome: FeedOutcome) -> FeedOutcome:
+    def _settle(self, message: Message, outcome: FeedOutcome, audited: bool) -> FeedOutcome:
+        """In a worker thread: record an accepted message, then audit what became of it."""
+        if outcome.code == ACCEPT:
+            outcome = self._record(message, outcome)
+        if audited:
+            self._audit(message, outcome)
+        return outcome
+
+    def _record(self, message: Message, outcome: FeedOutcome) -> FeedOutcome:
         assert outcome.event is not None
         try:
-            error = await asyncio.to_thread(_apply, self.sink, outcome.event)
+            error = _apply(self.sink, outcome.event)
         except Exception as exc:
             # The store failed, not the message: AR tells the sender to resend (HL7 v2.5 2.9.2.2).
             log.error("ITI-8 %s control_id=%s: recording failed (%s)", _type(message),
@@ -431,8 +438,11 @@ def _standard(comps: list[list[str]]) -> str:
     return text.rstrip("^")
 
 
+_DELIMITER_CHARACTERS = re.compile(r"[|^~\\&\r\n]")
+
+
 def _has_delimiters(value: str) -> bool:
-    return any(c in value for c in "|^~\\&\r\n")
+    return _DELIMITER_CHARACTERS.search(value) is not None
 
 
 def _namespace(msh: Segment, n: int) -> str:

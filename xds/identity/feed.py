@@ -19,10 +19,12 @@ applied twice. After the commit, held submissions of the couplets concerned are 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -30,7 +32,7 @@ from xds.hl7.ack import AckError
 from xds.hl7.message import DUPLICATE_KEY_IDENTIFIER
 from xds.identity import schema as t
 from xds.identity.domain import Couplet
-from xds.identity.store import CoupletRow, IdentityStore, IdentityTransaction
+from xds.identity.store import CoupletRow, IdentityStore, IdentityTransaction, event_values
 
 log = logging.getLogger("xds.identity.feed")
 
@@ -71,8 +73,16 @@ class _Apply:
     def __init__(self, tx: IdentityTransaction, event: AdtEvent) -> None:
         self.tx = tx
         self.e = event
+        self.events: list[dict[str, Any]] = []  # history rows, written together at the end
+
+    def record_event(self, event: str, **kw: Any) -> None:
+        self.events.append(event_values(event, source=self.e.source, control_id=self.e.control_id, **kw))
 
     def run(self) -> None:
+        self.apply()
+        self.tx.record_events(self.events)
+
+    def apply(self) -> None:
         e = self.e
         if e.trigger in CHANGE_ID_EVENTS:
             self.check_change_targets()
@@ -84,8 +94,7 @@ class _Apply:
                 continue
             assert e.hn is not None
             self.tx.merge_hn(prior, e.hn, e.control_id)
-            self.tx.record_event("hn-merged", hn=prior, detail={"into": e.hn, "trigger": e.trigger},
-                                 source=e.source, control_id=e.control_id)
+            self.record_event("hn-merged", hn=prior, detail={"into": e.hn, "trigger": e.trigger})
         by_issuer = {r.issuer: r for r in rows}
         for prior in e.prior_couplets:
             self.retire(prior, by_issuer.get(prior.issuer.key))
@@ -105,10 +114,9 @@ class _Apply:
         row = tx.couplet(couplet, lock=True)
         if row is None:
             row = tx.add_couplet(couplet, e.hn, e.demographics, e.source, e.control_id)
-            tx.record_event(e.trigger, couplet_id=row.id, hn=e.hn, detail={"created": True},
-                            source=e.source, control_id=e.control_id)
+            self.record_event(e.trigger, couplet_id=row.id, hn=e.hn, detail={"created": True})
             if e.hn:
-                tx.record_event("hn-linked", couplet_id=row.id, hn=e.hn, source=e.source, control_id=e.control_id)
+                self.record_event("hn-linked", couplet_id=row.id, hn=e.hn)
             return row
         if not row.active:
             # an update naming a retired id: keep it retired; its successor carries the person
@@ -121,19 +129,16 @@ class _Apply:
         if e.hn and e.hn != row.hn:
             values["hn"] = e.hn
         tx.update_couplet(row.id, **values)
-        tx.record_event(e.trigger, couplet_id=row.id, hn=e.hn or row.hn, source=e.source, control_id=e.control_id)
+        self.record_event(e.trigger, couplet_id=row.id, hn=e.hn or row.hn)
         if e.hn and row.hn and e.hn != row.hn:
             moved = tx.move_registered(row.id, e.hn)
-            tx.record_event("hn-corrected", couplet_id=row.id, hn=e.hn,
-                            detail={"from": row.hn, "to": e.hn, "moved": moved},
-                            source=e.source, control_id=e.control_id)
+            self.record_event("hn-corrected", couplet_id=row.id, hn=e.hn,
+                              detail={"from": row.hn, "to": e.hn, "moved": moved})
             log.info("ITI-8 %s control_id=%s: HN of a local id corrected; %d registry object(s) moved",
                      e.trigger, e.control_id, moved)
         elif e.hn and not row.hn:
-            tx.record_event("hn-linked", couplet_id=row.id, hn=e.hn, source=e.source, control_id=e.control_id)
-        updated = tx.couplet_by_id(row.id)
-        assert updated is not None
-        return updated
+            self.record_event("hn-linked", couplet_id=row.id, hn=e.hn)
+        return dataclasses.replace(row, **values)  # the row as updated
 
     def retire(self, prior: Couplet, successor: CoupletRow | None) -> None:
         e, tx = self.e, self.tx
@@ -148,10 +153,9 @@ class _Apply:
             tx.update_couplet(successor.id, hn=target)
         tx.retire_couplet(row, status, successor, target, e.source, e.control_id)
         moved = tx.move_registered(successor.id if successor else row.id, target) if target else 0
-        tx.record_event("id-changed" if status == t.REPLACED else "merged", couplet_id=row.id, hn=target,
-                        detail={"successor": successor.id if successor else None, "from_hn": row.hn,
-                                "moved": moved, "trigger": e.trigger},
-                        source=e.source, control_id=e.control_id)
+        self.record_event("id-changed" if status == t.REPLACED else "merged", couplet_id=row.id, hn=target,
+                          detail={"successor": successor.id if successor else None, "from_hn": row.hn,
+                                  "moved": moved, "trigger": e.trigger})
 
 
 class IdentityFeed:

@@ -8,6 +8,7 @@ registry entries registered under it, all or nothing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from xds.identity import schema as t
 from xds.identity.domain import Couplet, Issuer
 from xds.registry import schema as rs
+from xds.registry.db import DriverStatement
 from xds.registry.store import DOCUMENT_ENTRY, FOLDER, SUBMISSION_SET, RegistryTransaction
 
 MAX_CHAIN = 32  # successor / merged_into hops followed before giving up (a loop is a bug)
@@ -93,14 +95,47 @@ def _cols(table: Any, cls: type) -> list[Any]:
     return [table.c[name] for name in cls.__dataclass_fields__]
 
 
+def _insert(table: Any, columns: Iterable[str], returning: Any = None) -> DriverStatement:
+    stmt = table.insert().values({c: bindparam(c) for c in columns})
+    return DriverStatement(stmt.returning(returning) if returning is not None else stmt)
+
+
 # the statements of every ADT message, built once (bound parameters; compiled once per dialect)
-_MESSAGE_DIGEST = select(t.message.c.digest).where(
+_MESSAGE_DIGEST = DriverStatement(select(t.message.c.digest).where(
     t.message.c.sender == bindparam("sender"), t.message.c.control_id == bindparam("control_id")
-)
+))
 _COUPLET = select(*_cols(t.couplet, CoupletRow)).where(
     t.couplet.c.patient_id == bindparam("patient_id"), t.couplet.c.issuer == bindparam("issuer")
 )
 _COUPLET_FOR_UPDATE = _COUPLET.with_for_update()
+_COUPLET_BY_ID = select(*_cols(t.couplet, CoupletRow)).where(t.couplet.c.id == bindparam("id"))
+_INSERT_COUPLET = _insert(t.couplet, ("patient_id", "issuer", "issuer_namespace", "issuer_oid", "hn", "status",
+                                      "successor_id", "demographics", "source", "message_control_id",
+                                      "created_at", "updated_at"), returning=t.couplet.c.id)
+_INSERT_EVENT = _insert(t.event, ("couplet_id", "hn", "event", "detail", "source", "message_control_id", "at"))
+_INSERT_MESSAGE = _insert(t.message, ("sender", "control_id", "digest", "ack_code", "received_at"))
+_UPDATE_MESSAGE = update(t.message).where(
+    t.message.c.sender == bindparam("key_sender"), t.message.c.control_id == bindparam("key_control_id")
+)
+# is anything held for one couplet (ix_identity_held_couplet answers it)
+_HELD_FOR = DriverStatement(select(t.held.c.id).where(
+    t.held.c.patient_id == bindparam("patient_id"), t.held.c.issuer == bindparam("issuer"),
+    t.held.c.status == bindparam("status"),
+).limit(1))
+
+
+@functools.cache
+def _update_couplet(columns: frozenset[str]) -> Any:
+    """UPDATE identity_couplet SET <columns> WHERE id = :key_id, built once per set of columns."""
+    c = t.couplet
+    return update(c).where(c.c.id == bindparam("key_id")).values({k: bindparam(k) for k in sorted(columns)})
+
+
+def event_values(event: str, *, couplet_id: int | None = None, hn: str | None = None,
+                 detail: dict[str, Any] | None = None, source: str = "", control_id: str = "") -> dict[str, Any]:
+    """One row of ``identity_event``."""
+    return {"couplet_id": couplet_id, "hn": hn, "event": event, "detail": detail or {}, "source": source,
+            "message_control_id": control_id, "at": _now()}
 
 
 class AlreadyReleased(Exception):
@@ -115,16 +150,15 @@ class IdentityTransaction:
     # --- messages (idempotent feed) ---
 
     def message_digest(self, sender: str, control_id: str) -> str | None:
-        return self.conn.scalar(_MESSAGE_DIGEST, {"sender": sender, "control_id": control_id})
+        return _MESSAGE_DIGEST.scalar(self.conn, {"sender": sender, "control_id": control_id})
 
     def remember_message(self, sender: str, control_id: str, digest: str, ack_code: str, *, exists: bool) -> None:
         """Record an applied message; ``exists``: its MSH-10 was seen before (other content)."""
-        m = t.message
         values = {"digest": digest, "ack_code": ack_code, "received_at": _now()}
         if exists:
-            self.conn.execute(update(m).where(m.c.sender == sender, m.c.control_id == control_id).values(values))
+            self.conn.execute(_UPDATE_MESSAGE, {"key_sender": sender, "key_control_id": control_id, **values})
         else:
-            self.conn.execute(m.insert(), {"sender": sender, "control_id": control_id, **values})
+            _INSERT_MESSAGE.run_many(self.conn, [{"sender": sender, "control_id": control_id, **values}])
 
     # --- couplets ---
 
@@ -135,8 +169,7 @@ class IdentityTransaction:
         return _row(CoupletRow, row) if row is not None else None
 
     def couplet_by_id(self, couplet_id: int) -> CoupletRow | None:
-        c = t.couplet
-        row = self.conn.execute(select(*_cols(c, CoupletRow)).where(c.c.id == couplet_id)).first()
+        row = self.conn.execute(_COUPLET_BY_ID, {"id": couplet_id}).first()
         return _row(CoupletRow, row) if row is not None else None
 
     def couplets_of(self, hns: Iterable[str], *, active_only: bool = True) -> list[CoupletRow]:
@@ -152,8 +185,8 @@ class IdentityTransaction:
         status: str = t.ACTIVE,
     ) -> CoupletRow:
         now = _now()
-        result = self.conn.execute(
-            t.couplet.insert(),
+        couplet_id = _INSERT_COUPLET.scalar(
+            self.conn,
             {
                 "patient_id": couplet.patient_id,
                 "issuer": couplet.issuer.key,
@@ -169,13 +202,13 @@ class IdentityTransaction:
                 "updated_at": now,
             },
         )
-        return CoupletRow(int(result.inserted_primary_key[0]), couplet.patient_id, couplet.issuer.key,
+        return CoupletRow(int(couplet_id), couplet.patient_id, couplet.issuer.key,
                           couplet.issuer.namespace, couplet.issuer.oid, hn, status, None, dict(demographics),
                           source, control_id)
 
     def update_couplet(self, couplet_id: int, **values: Any) -> None:
         values["updated_at"] = _now()
-        self.conn.execute(update(t.couplet).where(t.couplet.c.id == couplet_id).values(values))
+        self.conn.execute(_update_couplet(frozenset(values)), {"key_id": couplet_id, **values})
 
     def retire_couplet(self, row: CoupletRow, status: str, successor: CoupletRow | None, hn: str | None,
                        source: str, control_id: str) -> None:
@@ -280,11 +313,13 @@ class IdentityTransaction:
 
     def record_event(self, event: str, *, couplet_id: int | None = None, hn: str | None = None,
                      detail: dict[str, Any] | None = None, source: str = "", control_id: str = "") -> None:
-        self.conn.execute(
-            t.event.insert(),
-            {"couplet_id": couplet_id, "hn": hn, "event": event, "detail": detail or {}, "source": source,
-             "message_control_id": control_id, "at": _now()},
-        )
+        self.record_events([event_values(event, couplet_id=couplet_id, hn=hn, detail=detail, source=source,
+                                         control_id=control_id)])
+
+    def record_events(self, rows: list[dict[str, Any]]) -> None:
+        """Several history events (:func:`event_values`) in one statement."""
+        if rows:
+            _INSERT_EVENT.run_many(self.conn, rows)
 
     def history(self, *, couplet_id: int | None = None, hn: str | None = None) -> list[EventRow]:
         e = t.event
@@ -322,12 +357,9 @@ class IdentityTransaction:
         return [_row(HeldRow, r) for r in rows]
 
     def any_held(self, keys: Iterable[tuple[str, str]]) -> bool:
-        h = t.held
-        pairs = list(keys)
-        if not pairs:
-            return False
-        cond = or_(*[and_(h.c.patient_id == p, h.c.issuer == i) for p, i in pairs])
-        return self.conn.scalar(select(h.c.id).where(h.c.status == t.HELD, cond).limit(1)) is not None
+        """Is anything held for one of these couplets? One indexed lookup per couplet."""
+        return any(_HELD_FOR.scalar(self.conn, {"patient_id": p, "issuer": i, "status": t.HELD}) is not None
+                   for p, i in dict.fromkeys(keys))
 
     def held_keys(self) -> list[tuple[str, str]]:
         h = t.held
