@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from xca import config as config_mod
+from xca.audit import GatewayAudit
 from xca.config import DicsConfig
 from xca.initiating_gateway import InitiatingGateway, register_operations
 from xds.soap.dispatch import Endpoint
@@ -30,18 +31,25 @@ PATH = "/xca/initiate"
 
 def build_app(cfg: DicsConfig) -> Starlette:
     endpoint = Endpoint("initiate", PATH, "XCAInitiatingGateway.wsdl", cfg.limits)
-    gateway = InitiatingGateway(cfg)
+    audit = GatewayAudit.from_config(cfg)  # the service's own ATNA audit trail (xca.audit)
+    if audit is not None:
+        audit.guard(endpoint)
+    gateway = InitiatingGateway(cfg, audit)
     register_operations(endpoint, gateway)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gateway.open()
+        if audit is not None:
+            await audit.start()
         log.info("DI Common Service %s on %s over %s", cfg.name, cfg.base_url,
                  ", ".join(c.name for c in cfg.communities))
         try:
             yield
         finally:
             await gateway.close()
+            if audit is not None:
+                await audit.stop()
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse(
@@ -65,5 +73,6 @@ def build_app(cfg: DicsConfig) -> Starlette:
 
 
 def app_from_env() -> Starlette:
-    """uvicorn factory for multi-worker serving: the config path comes from XCA_CONFIG."""
-    return build_app(config_mod.load(os.environ["XCA_CONFIG"]))
+    """uvicorn factory for multi-worker serving: the config path comes from XCA_CONFIG (and
+    XCA_DATA_DIR, ``xca serve --data-dir``)."""
+    return build_app(config_mod.load(os.environ["XCA_CONFIG"], os.environ.get("XCA_DATA_DIR") or None))

@@ -18,7 +18,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     try:
-        cfg = config_mod.load(args.config)
+        cfg = config_mod.load(args.config, args.data_dir)
     except config_mod.ConfigError as e:
         print(f"xca: {e}", file=sys.stderr)
         return 2
@@ -29,6 +29,7 @@ def _serve(args: argparse.Namespace) -> int:
           f"{', '.join(c.name for c in cfg.communities)}", flush=True)
     if workers > 1:
         os.environ["XCA_CONFIG"] = os.path.abspath(args.config)
+        os.environ["XCA_DATA_DIR"] = os.path.abspath(cfg.data_dir)
         uvicorn.run("xca.app:app_from_env", factory=True, host=cfg.http.host, port=cfg.http.port,
                     workers=workers, log_level="warning", access_log=False)
         return 0
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the DI Common Service")
     serve.add_argument("--config", required=True, help="service configuration (TOML), e.g. conf/dics.toml")
+    serve.add_argument("--data-dir", help="where its audit store is kept (default: data_dir of the config)")
     serve.add_argument("--workers", type=int, default=0, help="HTTP worker processes (default: from config)")
     serve.set_defaults(func=_serve)
     check = sub.add_parser("check-config", help="validate a DI Common Service configuration file")

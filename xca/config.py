@@ -3,7 +3,8 @@
 Checked like a DIR node's configuration (:mod:`xds.config`): an unknown key, a wrong type or an
 inconsistent community list stops the service with a message naming the key (``ConfigError``).
 
-Tables: top level (``name``, ``log_level``), ``[http]`` and ``[limits]`` as for a node,
+Tables: top level (``name``, ``log_level``, ``data_dir``), ``[http]``, ``[limits]`` and ``[audit]``
+as for a node (the audit trail in ``<data_dir>/audit.sqlite`` unless ``audit.database_url``),
 ``[gateway]`` (timeouts, connection pool, de-duplication) and one ``[[community]]`` per Responding
 Gateway (``name``, ``home_community_id``, ``url``, optional ``timeout_seconds``; for an https ``url``
 optionally ``ca``, ``cert`` and ``key``: mutual TLS with that community).
@@ -20,7 +21,8 @@ from urllib.parse import urlsplit
 
 import certifi
 
-from xds.config import ConfigError, HttpConfig, LimitsConfig, TlsConfig
+from xds.config import AuditConfig, ConfigError, HttpConfig, LimitsConfig, NodeConfig, TlsConfig
+from xds import config as node_config_mod
 from xds.metadata.datatypes import is_oid
 from xds.security import tls
 
@@ -57,8 +59,10 @@ class CommunityConfig:
 class DicsConfig:
     name: str = "DICS"
     log_level: str = "INFO"
+    data_dir: str = "var/dics"  # the audit store (audit.sqlite), unless audit.database_url names another
     http: HttpConfig = field(default_factory=lambda: HttpConfig(port=8180))
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     community: list[CommunityConfig] = field(default_factory=list)
 
@@ -73,8 +77,18 @@ class DicsConfig:
     def timeout_of(self, community: CommunityConfig) -> float:
         return community.timeout_seconds or self.gateway.timeout_seconds
 
+    def node_config(self) -> NodeConfig:
+        """The service as the node-level machinery it shares with a DIR sees it (the audit trail:
+        :meth:`xds.audit.trail.AuditTrail.from_config`): its name, data directory, HTTP listener
+        and ``[audit]`` table; no registry, repository or imaging of its own."""
+        node = NodeConfig(name=self.name, data_dir=self.data_dir, log_level=self.log_level, http=self.http,
+                          limits=self.limits, audit=self.audit)
+        node.registry.enabled = node.repository.enabled = node.imaging.enabled = node.mllp.enabled = False
+        node.gateway.enabled = False
+        return node
 
-_TABLES = {"http": HttpConfig, "limits": LimitsConfig, "gateway": GatewaySettings}
+
+_TABLES = {"http": HttpConfig, "limits": LimitsConfig, "gateway": GatewaySettings, "audit": AuditConfig}
 _ARRAYS = {"community": CommunityConfig}
 
 
@@ -119,6 +133,9 @@ def validate(cfg: DicsConfig) -> None:
         raise ConfigError("configuration key 'log_level' must be one of DEBUG, INFO, WARNING, ERROR")
     if not 0 <= cfg.http.port <= 65535:
         raise ConfigError("configuration key 'http.port' must be a TCP port number")
+    if cfg.audit.transport not in ("tls", "tcp"):
+        raise ConfigError("configuration key 'audit.transport' must be one of tls, tcp")
+    node_config_mod._validate_audit(cfg.node_config())  # the checks of a node's [audit] table
     g = cfg.gateway
     for key in ("timeout_seconds", "read_timeout_seconds", "connect_timeout_seconds"):
         if getattr(g, key) <= 0:
@@ -164,7 +181,7 @@ def client_ssl_context(community: CommunityConfig) -> ssl.SSLContext | None:
                                   key=community.key)
 
 
-def load(path: str | os.PathLike[str]) -> DicsConfig:
+def load(path: str | os.PathLike[str], data_dir: str | None = None) -> DicsConfig:
     try:
         with open(path, "rb") as f:
             raw = tomllib.load(f)
@@ -173,5 +190,7 @@ def load(path: str | os.PathLike[str]) -> DicsConfig:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     cfg: DicsConfig = _build(DicsConfig, raw, "")
+    if data_dir:
+        cfg.data_dir = data_dir
     validate(cfg)
     return cfg

@@ -32,12 +32,13 @@ import io
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio.from_thread
 from lxml import etree
 
 from xca import http_client
+from xca.audit import GatewayAudit, GatewayContext
 from xca.config import CommunityConfig, DicsConfig, client_ssl_context
 from xca.responding_gateway import (
     ITI38_ACTION,
@@ -45,6 +46,7 @@ from xca.responding_gateway import (
     RAD75_ACTION,
 )
 from xca.soap_client import Answer, PartReader, UpstreamError, call, request_bytes
+from xds.audit.context import DocumentRef, StudyRef, query_context
 from xds.imaging import retrieve as imaging_retrieve
 from xds.metadata import response
 from xds.metadata.errors import ERROR, RegistryError, XdsError, has_errors
@@ -66,9 +68,11 @@ RAD69_ACTION = "urn:ihe:rad:2009:RetrieveImagingDocumentSet"
 RAD69_RESPONSE_ACTION = "urn:ihe:iti:2007:RetrieveDocumentSetResponse"  # XDS-I.b WSDL
 
 DE_UNIQUE_ID = "urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab"
+DE_PATIENT_ID = "urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427"
 REFERENCE_ID_LIST = "urn:ihe:iti:xds:2013:referenceIdList"
 STUDY_INSTANCE_UID = "urn:ihe:iti:xds:2016:studyInstanceUID"
 DICOM_MIME_TYPE = "application/dicom"
+_STUDY_SUFFIX = "^" + STUDY_INSTANCE_UID
 
 _EXTRINSIC_OBJECT = f"{{{RIM}}}ExtrinsicObject"
 _ASSOCIATION = f"{{{RIM}}}Association"
@@ -84,6 +88,11 @@ class Outcome:
     failure: str = ""
     elapsed: float = 0.0
 
+    @property
+    def body(self) -> etree._Element | None:
+        """The answer's body, None when there is none or it was found unusable."""
+        return self.answer.body if self.answer is not None and not self.failure else None
+
 
 # --- de-duplication -------------------------------------------------------------------------------
 
@@ -93,42 +102,57 @@ _SLOT = f"{{{RIM}}}Slot"
 _VALUE = f"{{{RIM}}}Value"
 
 
-def _unique_id(eo: etree._Element) -> str | None:
+class Entry(NamedTuple):
+    """What merging and auditing ask of a DocumentEntry, read in one pass over its children."""
+
+    unique_id: str | None
+    patient_id: str | None
+    study: str | None  # the Study Instance UID a KOS manifest stands for (its referenceIdList)
+
+
+def entry_of(eo: etree._Element) -> Entry:
+    unique_id = patient_id = study = None
     for ei in eo.iterchildren(_EXTERNAL_IDENTIFIER):
-        if ei.get("identificationScheme") == DE_UNIQUE_ID:
-            return ei.get("value")
-    return None
+        scheme = ei.get("identificationScheme")
+        if scheme == DE_UNIQUE_ID:
+            unique_id = ei.get("value")
+        elif scheme == DE_PATIENT_ID:
+            patient_id = ei.get("value")
+    if eo.get("mimeType") == DICOM_MIME_TYPE:
+        study = _manifest_study(eo)
+    return Entry(unique_id, patient_id, study)
 
 
 def _manifest_study(eo: etree._Element) -> str | None:
-    """The Study Instance UID a KOS manifest entry stands for (its referenceIdList)."""
-    if eo.get("mimeType") != DICOM_MIME_TYPE:
-        return None
     for slot in eo.iterchildren(_SLOT):
         if slot.get("name") == REFERENCE_ID_LIST:
             for value in slot.iter(_VALUE):
                 text = (value.text or "").strip()
-                if text.endswith("^" + STUDY_INSTANCE_UID):
+                if text.endswith(_STUDY_SUFFIX):
                     return text.split("^", 1)[0]
     return None
 
 
-def deduplicate(objects: list[etree._Element]) -> list[etree._Element]:
+def deduplicate(objects: list[etree._Element], entries: list[Entry | None] | None = None) -> list[etree._Element]:
     """``objects`` without a second DocumentEntry of a uniqueId, a second manifest of a study or a
-    second copy of an object id; Associations left pointing at a dropped object go too."""
+    second copy of an object id; Associations left pointing at a dropped object go too.
+    ``entries``: :func:`entry_of` each object (None for other than ExtrinsicObjects), when known;
+    it is cut to the objects kept."""
+    if entries is None:
+        entries = [entry_of(o) if o.tag == _EXTRINSIC_OBJECT else None for o in objects]
     seen_ids: set[tuple[str, str]] = set()
     unique_ids: set[str] = set()
     studies: set[str] = set()
     dropped: set[str] = set()
     kept: list[etree._Element] = []
-    for obj in objects:
+    kept_entries: list[Entry | None] = []
+    for obj, entry in zip(objects, entries, strict=True):
         oid = obj.get("id") or ""
-        key = (etree.QName(obj).localname, oid)
+        key = (obj.tag, oid)
         if oid and key in seen_ids:
             continue
-        if obj.tag == _EXTRINSIC_OBJECT:
-            uid = _unique_id(obj)
-            study = _manifest_study(obj)
+        if entry is not None:
+            uid, study = entry.unique_id, entry.study
             if (uid and uid in unique_ids) or (study and study in studies):
                 dropped.add(oid)
                 continue
@@ -138,15 +162,15 @@ def deduplicate(objects: list[etree._Element]) -> list[etree._Element]:
                 studies.add(study)
         seen_ids.add(key)
         kept.append(obj)
-    if not dropped:
-        return kept
-    kept_ids = {oid for _, oid in seen_ids}
-    return [
-        o
-        for o in kept
-        if o.tag != _ASSOCIATION
-        or not ({o.get("sourceObject"), o.get("targetObject")} & (dropped - kept_ids))
-    ]
+        kept_entries.append(entry)
+    if dropped:
+        kept_ids = {oid for _, oid in seen_ids}
+        gone = dropped - kept_ids
+        keep = [o.tag != _ASSOCIATION or not ({o.get("sourceObject"), o.get("targetObject")} & gone) for o in kept]
+        kept = [o for o, k in zip(kept, keep, strict=True) if k]
+        kept_entries = [e for e, k in zip(kept_entries, keep, strict=True) if k]
+    entries[:] = kept_entries
+    return kept
 
 
 # --- relaying retrieved parts ---------------------------------------------------------------------
@@ -178,8 +202,9 @@ class RelayedPart(io.RawIOBase):
 
 
 class InitiatingGateway:
-    def __init__(self, config: DicsConfig) -> None:
+    def __init__(self, config: DicsConfig, audit: GatewayAudit | None = None) -> None:
         self.config = config
+        self.audit = audit  # the service's own audit trail (xca.audit), None when audit.enabled is false
         self.by_home = {c.home_community_id: c for c in config.communities}
         self.client: http_client.Client | None = None
         # built once: loading trust anchors and a client certificate costs milliseconds
@@ -247,24 +272,41 @@ class InitiatingGateway:
         except XdsError as e:
             return SoapResponse(response.adhoc_query_response([], e.errors), ITI18_RESPONSE_ACTION)
         outcomes = await self._fan_out([(c, body) for c in targets], ITI38_ACTION)
-        answer = self.merge_queries(outcomes)
+        audit = self._audit_fan_out(body, outcomes)
+        entries: list[Entry | None] = []
+        answer = self.merge_queries(outcomes, entries)
         log.info(
             "ITI-18 from %s to %d communities: %s, %d objects (%s)",
             request.client_host or "-", len(outcomes), answer.get("status", "").rsplit(":", 1)[-1],
             len(answer[-1]), ", ".join(f"{o.community.name} {o.elapsed * 1000:.0f} ms" for o in outcomes),
         )
-        return SoapResponse(answer, ITI18_RESPONSE_ACTION)
+        if audit is not None and self.audit is not None:
+            # the ITI-18 names its patient, and those of the entries it disclosed
+            patients, audit.links = self.audit.disclosed(e for e in entries if e is not None)
+            audit.patient_ids = list(dict.fromkeys(audit.patient_ids + patients))
+        return SoapResponse(answer, ITI18_RESPONSE_ACTION, audit=audit)
 
-    def merge_queries(self, outcomes: list[Outcome]) -> etree._Element:
+    def _audit_fan_out(self, body: etree._Element, outcomes: list[Outcome]) -> GatewayContext | None:
+        """The ITI-18's audit context, with the records of the ITI-38 sent to each community
+        already on their way to the store (written while the answers are merged)."""
+        if self.audit is None:
+            return None
+        asked = query_context(body)
+        initiated = [self.audit.initiated("ITI-38", o.community, _query_answer(o), o.failure, asked) for o in outcomes]
+        return GatewayContext(patient_ids=asked.patient_ids, query=asked.query, written=self.audit.write(initiated))
+
+    def merge_queries(self, outcomes: list[Outcome], entries: list[Entry | None] | None = None) -> etree._Element:
+        """The communities' answers as one AdhocQueryResponse; ``entries`` (when given, or when
+        de-duplicating) gets :func:`entry_of` each object returned (None for other than
+        ExtrinsicObjects)."""
         objects: list[etree._Element] = []
+        facts: list[Entry | None] = [] if entries is None else entries
         errors: list[RegistryError] = []
         answered = failed = 0
         partial = False
         for o in outcomes:
             home = o.community.home_community_id
-            resp = o.answer.body if o.answer is not None else None
-            if resp is not None and etree.QName(resp).localname != "AdhocQueryResponse":
-                o.failure, resp = f"answered {etree.QName(resp).localname}, not AdhocQueryResponse", None
+            resp = _query_answer(o)
             if resp is None:
                 errors.append(Rule.UNAVAILABLE_COMMUNITY.error(location=home, value=o.community.name, reason=o.failure))
                 failed += 1
@@ -282,8 +324,11 @@ class InitiatingGateway:
                     if not obj.get("home"):
                         obj.set("home", home)
                     objects.append(obj)
-        if self.config.gateway.deduplicate and answered > 1:
-            objects = deduplicate(objects)
+        dedup = self.config.gateway.deduplicate and answered > 1
+        if entries is not None or dedup:
+            facts[:] = [entry_of(o) if o.tag == _EXTRINSIC_OBJECT else None for o in objects]
+        if dedup:
+            objects = deduplicate(objects, facts)
         if not failed and not partial:
             status = response.FAILURE if has_errors(errors) else response.SUCCESS
         else:
@@ -302,7 +347,7 @@ class InitiatingGateway:
                 _document_request(body, r.home_community_id, r.repository_unique_id, r.document_unique_id)
             bodies.append((community, body))
         outcomes = await self._fan_out(bodies, ITI39_ACTION)
-        return await self._merged(outcomes, groups, errors, ITI43_RESPONSE_ACTION, request)
+        return await self._merged(outcomes, groups, errors, ITI43_RESPONSE_ACTION, request, "ITI-39")
 
     async def retrieve_imaging_document_set(self, request: SoapRequest) -> SoapResponse:
         requests, syntaxes = imaging_retrieve.read_request(request.body_element)
@@ -324,17 +369,51 @@ class InitiatingGateway:
                 etree.SubElement(tsl, f"{{{XDSI}}}TransferSyntaxUID").text = ts
             bodies.append((community, body))
         outcomes = await self._fan_out(bodies, RAD75_ACTION)
-        return await self._merged(outcomes, groups, errors, RAD69_RESPONSE_ACTION, request)
+        return await self._merged(outcomes, groups, errors, RAD69_RESPONSE_ACTION, request, "RAD-75")
 
     async def _merged(self, outcomes: list[Outcome], groups: dict[CommunityConfig, list[Any]],
-                      errors: list[RegistryError], action: str, request: SoapRequest) -> SoapResponse:
+                      errors: list[RegistryError], action: str, request: SoapRequest, initiated: str) -> SoapResponse:
         try:
-            return self.merge_retrieves(outcomes, groups, errors, action, request)
+            answer = self.merge_retrieves(outcomes, groups, errors, action, request)
+            answer.audit = self._retrieve_audit(outcomes, groups, answer, initiated)
+            return answer
         except BaseException:
             for o in outcomes:
                 if o.answer is not None:
                     await o.answer.aclose()
             raise
+
+    def _retrieve_audit(self, outcomes: list[Outcome], groups: dict[CommunityConfig, list[Any]],
+                        answer: SoapResponse, transaction: str) -> GatewayContext | None:
+        """ITI-43 / RAD-69 as answered (the documents returned, else those asked for; their
+        studies) and the ITI-39 / RAD-75 sent to each community (the documents it returned, else
+        those asked of it)."""
+        if self.audit is None:
+            return None
+        returned: dict[str, list[DocumentRef]] = {}
+        for dr in answer.body_element.iterfind(f"{{{XDSB}}}DocumentResponse"):
+            home = dr.findtext(f"{{{XDSB}}}HomeCommunityId") or ""
+            returned.setdefault(home, []).append(DocumentRef(
+                dr.findtext(f"{{{XDSB}}}DocumentUniqueId") or "", dr.findtext(f"{{{XDSB}}}RepositoryUniqueId") or "", home))
+        study_of = {r.document_unique_id: getattr(r, "study_instance_uid", "") for items in groups.values() for r in items}
+
+        def context(refs: list[DocumentRef]) -> GatewayContext:
+            studies = dict.fromkeys(study_of.get(d.unique_id) for d in refs)
+            return GatewayContext(documents=refs, studies=[StudyRef(s) for s in studies if s])
+
+        def asked(community: CommunityConfig) -> list[DocumentRef]:
+            return [DocumentRef(r.document_unique_id, r.repository_unique_id, r.home_community_id or "")
+                    for r in groups[community]]
+
+        initiated = [
+            self.audit.initiated(transaction, o.community, o.body, o.failure,
+                                 context(returned.get(o.community.home_community_id) or asked(o.community)))
+            for o in outcomes
+        ]
+        everything = [d for refs in returned.values() for d in refs] or [d for c in groups for d in asked(c)]
+        ctx = context(everything)
+        ctx.initiated = initiated
+        return ctx
 
     def _route(self, items: list[tuple[str | None, str, Any]]) -> tuple[dict[CommunityConfig, list[Any]], list[RegistryError]]:
         """DocumentRequests grouped by their community (ITI TF-2b 3.43.4.1.3), and the errors of
@@ -417,6 +496,14 @@ class InitiatingGateway:
             action.rsplit(":", 1)[-1], request.client_host or "-", len(outcomes), status.rsplit(":", 1)[-1], returned,
         )
         return SoapResponse(out, action, attachments=attachments, mtom=True, close=close)
+
+
+def _query_answer(o: Outcome) -> etree._Element | None:
+    """A community's AdhocQueryResponse; an answer of another kind makes it a failure."""
+    resp = o.body
+    if resp is not None and etree.QName(resp).localname != "AdhocQueryResponse":
+        o.failure, resp = f"answered {etree.QName(resp).localname}, not AdhocQueryResponse", None
+    return resp
 
 
 def _opener(parts: PartReader, content_id: str) -> Any:

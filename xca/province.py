@@ -198,8 +198,8 @@ def _run(data_dir: Path, *, patients: int, seed: int, load_demo: bool, fresh: bo
         nodes.append(cfg)
         processes.append(Process(cfg.name, [sys.executable, "-m", "xds.cli", "serve", "--config", str(path)],
                                  cfg.base_url + "/health"))
-    processes.append(Process(dics.name, [sys.executable, "-m", "xca.cli", "serve", "--config", str(dics_path)],
-                             dics.base_url + "/health"))
+    processes.append(Process(dics.name, [sys.executable, "-m", "xca.cli", "serve", "--config", str(dics_path),
+                                         "--data-dir", str(data_dir / "dics")], dics.base_url + "/health"))
     busy = [f"{host}:{port}" for cfg in nodes for host, port in
             ((cfg.http.host, cfg.http.port), (cfg.mllp.host, cfg.mllp.port), (cfg.imaging.host, cfg.imaging.port))
             if not _port_free(host, port)]

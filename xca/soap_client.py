@@ -1,7 +1,9 @@
 """The gateway's client side: SOAP 1.2 requests to a Responding Gateway (over
 :mod:`xca.http_client`), answers read as they arrive.
 
-A plain ``application/soap+xml`` answer is read whole (it is only an envelope). A
+A plain ``application/soap+xml`` answer is only an envelope: it is fed to the XML parser chunk by
+chunk as it arrives (when its Content-Length is known), so that the tree of the community that
+answers last is mostly built by the time its last byte is in. A
 ``multipart/related`` (MTOM) answer is read up to the end of its root part; the other parts stay
 on the wire and :class:`PartReader` hands them out on demand, so a retrieved document passes
 through the gateway a chunk at a time and is never held whole. A part that arrives before the
@@ -33,6 +35,7 @@ SOAP_CT = "application/soap+xml; charset=UTF-8"
 RELAY_BLOCK = 256 * 1024  # bytes gathered per hand-over of a relayed part
 
 # No DTD, entities or network; without huge_tree libxml2 also caps the depth (256) and text nodes.
+_HUGE = 8 * 1024**2
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 _HUGE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
 
@@ -260,6 +263,45 @@ class Answer:
         await self.response.aclose()
 
 
+def _parser(size: int, *, new: bool = False) -> etree.XMLParser:
+    """No DTD, entities or network; above 8 MiB libxml2's limits on depth and text nodes off."""
+    if new:  # a parser of its own, fed as the bytes arrive
+        return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=size > _HUGE)
+    return _HUGE_PARSER if size > _HUGE else _PARSER
+
+
+async def _read_envelope(response: Response, max_envelope: int) -> etree._Element | bytes:
+    """A plain SOAP answer, parsed as its chunks arrive when its Content-Length is known (so that
+    the answer that comes in last is mostly parsed by the time its last byte is in); else its
+    bytes. Read to the end either way, so that the connection can be used again."""
+    length = response.headers.get("content-length", "")
+    parser = _parser(int(length), new=True) if length.isdigit() else None
+    chunks: list[bytes] = []
+    size = 0
+    malformed = False
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > max_envelope:
+            raise UpstreamError(f"the answer is larger than {max_envelope} bytes")
+        if parser is None:
+            chunks.append(chunk)
+        elif not malformed:
+            try:
+                parser.feed(chunk)
+            except etree.XMLSyntaxError:
+                malformed = True
+    if not size and response.status_code != 200:
+        raise UpstreamError(f"HTTP {response.status_code}")
+    if parser is None:
+        return b"".join(chunks)
+    if size and not malformed:
+        try:
+            return parser.close()
+        except etree.XMLSyntaxError:
+            pass
+    raise UpstreamError(f"HTTP {response.status_code}, the answer is not well-formed XML")
+
+
 def _fault_reason(body: etree._Element) -> str:
     text = body.findtext(f"{{{SOAP12}}}Reason/{{{SOAP12}}}Text") or ""
     code = body.findtext(f"{{{SOAP12}}}Code/{{{SOAP12}}}Value") or ""
@@ -289,18 +331,9 @@ async def call(
             )
             root = await parts.read_root()
         else:
-            chunks = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > max_envelope:
-                    raise UpstreamError(f"the answer is larger than {max_envelope} bytes")
-                chunks.append(chunk)
-            root = b"".join(chunks)
-            if not root and response.status_code != 200:
-                raise UpstreamError(f"HTTP {response.status_code}")
+            root = await _read_envelope(response, max_envelope)
         try:
-            env = etree.fromstring(root, _HUGE_PARSER if len(root) > 8 * 1024**2 else _PARSER)
+            env = root if isinstance(root, etree._Element) else etree.fromstring(root, _parser(len(root)))
             _, body = envelope.split_envelope(env)
         except etree.XMLSyntaxError:
             raise UpstreamError(f"HTTP {response.status_code}, the answer is not well-formed XML") from None

@@ -232,3 +232,45 @@ def test_an_abandoned_body_closes_its_connection_and_a_full_pool_makes_the_next_
             await c.aclose()
 
     asyncio.run(run())
+
+
+ENVELOPE = (b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body>'
+            b'<q:AdhocQueryResponse xmlns:q="urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0" status="ok">'
+            b"%s</q:AdhocQueryResponse></s:Body></s:Envelope>")
+FAULT = (b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><s:Fault><s:Code><s:Value>s:Receiver'
+         b'</s:Value></s:Code><s:Reason><s:Text xml:lang="en">boom</s:Text></s:Reason></s:Fault></s:Body></s:Envelope>')
+
+
+def test_a_soap_answer_is_parsed_as_its_pieces_arrive_and_bad_ones_are_upstream_errors() -> None:
+    """xca.soap_client.call: an answer with a Content-Length is fed to the parser chunk by chunk;
+    one that is not XML, a fault, an empty error: UpstreamError, the connection still reusable."""
+    from xca.soap_client import UpstreamError, call
+
+    good = ENVELOPE % (b"<q:item/>" * 2000)
+    answers = {b"good": (200, [good[:7000], good[7000:20000], good[20000:]]), b"malformed": (200, [b"<a><b></a>", b"x"]),
+               b"fault": (500, [FAULT]), b"empty": (500, [])}
+
+    async def answer(body: bytes, writer: asyncio.StreamWriter) -> None:
+        status, pieces = answers[body]
+        writer.write(b"HTTP/1.1 %d X\r\nContent-Type: application/soap+xml\r\nContent-Length: %d\r\n\r\n"
+                     % (status, sum(map(len, pieces))))
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.01)
+
+    async def run() -> None:
+        async with Server(answer) as server:
+            c = client()
+            got = await call(c, server.url, b"good", "urn:x")
+            assert got.body.get("status") == "ok" and len(got.body) == 2000
+            await got.aclose()
+            for body, reason in ((b"malformed", "HTTP 200, the answer is not well-formed XML"),
+                                 (b"fault", "SOAP fault s:Receiver boom"), (b"empty", "HTTP 500")):
+                with pytest.raises(UpstreamError) as e:
+                    await call(c, server.url, body, "urn:x")
+                assert str(e.value) == reason
+            assert server.connections == 1
+            await c.aclose()
+
+    asyncio.run(run())
