@@ -534,8 +534,14 @@ def machine() -> str:
     return (
         f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, PostgreSQL {pg or '?'} "
-        f"(stock settings), wrk {subprocess.run(['wrk', '-v'], capture_output=True, text=True).stdout.split()[1]}"
+        f"(stock settings), wrk {_wrk_version()}"
     )
+
+
+def _wrk_version() -> str:
+    if not shutil.which("wrk"):
+        return "not installed"
+    return subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[1]
 
 
 def main() -> None:
@@ -557,7 +563,7 @@ def main() -> None:
         "name or SQLite file, one backend), keep it, and reuse or resume what it holds",
     )
     args = ap.parse_args()
-    if not shutil.which("wrk"):
+    if args.only != "find" and not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk)")
     backends = args.backends.split(",")
     print(f"machine: {machine()}\nload average at start: {os.getloadavg()[0]:.1f}\n", flush=True)

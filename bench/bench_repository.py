@@ -260,7 +260,9 @@ def main() -> None:
             body_file.write_bytes(req.body)
             lua = (f'local f = io.open("{body_file}", "rb"); wrk.body = f:read("*all"); f:close()\n'
                    f'wrk.method = "POST"\nwrk.headers["Content-Type"] = [[{req.content_type}]]\n')
+            cpu_before, started = cpu_seconds(pids), time.monotonic()
             ours = wrk_mb_per_s(url, lua, args.seconds, args.connections)
+            ours_cpu_per_mb = 1000 * (cpu_seconds(pids) - cpu_before) / (ours * (time.monotonic() - started))
         finally:
             proc.terminate()
             proc.wait()
@@ -274,7 +276,10 @@ def main() -> None:
         conf_dir.mkdir()
         ngx, port = nginx(static, conf_dir, args.workers)
         try:
+            ngx_pids = process_tree(ngx.pid)
+            cpu_before, started = cpu_seconds(ngx_pids), time.monotonic()
             ceiling = wrk_mb_per_s(f"http://127.0.0.1:{port}/doc.bin", "", args.seconds, args.connections)
+            ngx_cpu_per_mb = 1000 * (cpu_seconds(ngx_pids) - cpu_before) / (ceiling * (time.monotonic() - started))
         finally:
             ngx.terminate()
             ngx.wait()
@@ -289,6 +294,7 @@ def main() -> None:
     print(f"| ITI-43 Retrieve, 10 MB document, MTOM streamed from the store | {ours:,.0f} MB/s |")
     print(f"| nginx, the same 10 MB file as a static file (ceiling) | {ceiling:,.0f} MB/s |")
     print(f"| ITI-43 share of the nginx ceiling | {ours / ceiling:.0%} |")
+    print(f"| CPU per MB served: node / nginx | {ours_cpu_per_mb:.2f} ms / {ngx_cpu_per_mb:.2f} ms |")
 
 
 if __name__ == "__main__":

@@ -10,9 +10,13 @@ fed over ITI-8 and ``--documents`` DocumentEntries provided over ITI-41.
 Load: ``--clients`` threads, each with its own keep-alive connection, sending FindDocuments
 (LeafClass) for the patient one after the other for ``--seconds``; the nodes are measured in
 alternating rounds (plain, secure, plain, secure...) so that a busy machine hurts both alike.
+Next to the throughput: the node's CPU per request (its processes, from /proc), and the bench
+process's own (the client threads and the syslog repository). ``--split`` adds a node with the
+audit trail only and one with TLS only, to tell the two costs apart.
 
     .venv/bin/python bench/bench_security.py
     .venv/bin/python bench/bench_security.py --clients 16 --seconds 20 --rounds 3 --documents 50
+    .venv/bin/python bench/bench_security.py --seconds 4 --rounds 3 --split
 """
 
 from __future__ import annotations
@@ -119,6 +123,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--documents", type=int, default=20, help="DocumentEntries of the queried patient")
+    ap.add_argument("--split", action="store_true",
+                    help="also measure a node with the audit trail only and one with TLS only")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-security-") as tmp:
@@ -144,10 +150,23 @@ def main() -> None:
                                                    client_cert=(str(certs / "client.crt"), str(certs / "client.key"))))
             targets = {"plain": (plain, load(plain, args.documents, None)),
                        "TLS + audit": (secure, load(secure, args.documents, client_ctx))}
+            if args.split:
+                (work / "audit").mkdir()
+                (work / "tls").mkdir()
+                audit_only = stack.enter_context(live_node(work / "audit", overrides={
+                    "audit": secure_overrides["audit"]}))
+                tls_only = stack.enter_context(live_node(work / "tls", overrides={
+                    "tls": secure_overrides["tls"], "audit": {"enabled": False}},
+                    client_cert=(str(certs / "client.crt"), str(certs / "client.key"))))
+                targets["audit only"] = (audit_only, load(audit_only, args.documents, None))
+                targets["TLS only"] = (tls_only, load(tls_only, args.documents, client_ctx))
             results: dict[str, list[tuple[float, list[float], float]]] = {k: [] for k in targets}
+            client_cpu: dict[str, list[float]] = {k: [] for k in targets}
             for _ in range(args.rounds):
                 for name, (node, patient) in targets.items():
+                    before = time.process_time()
                     results[name].append(hammer(node, patient, args.clients, args.seconds))
+                    client_cpu[name].append((time.process_time() - before) * 1000 / max(1, len(results[name][-1][1])))
             delivered = len(repository.messages)
         repository.close()
 
@@ -161,7 +180,7 @@ def main() -> None:
         cpu[name] = min(c for _, _, c in runs)
         print(f"  {name:12s} req/s best {max(rates):7.1f}  mean {statistics.mean(rates):7.1f}   "
               f"p50 {lat[len(lat) // 2] * 1000:6.1f} ms  p99 {lat[int(len(lat) * 0.99)] * 1000:6.1f} ms   "
-              f"node CPU {cpu[name]:5.2f} ms/request")
+              f"node CPU {cpu[name]:5.2f} ms/request  (bench process {min(client_cpu[name]):5.2f})")
     print(f"  throughput overhead (best vs best): {(1 - best['TLS + audit'] / best['plain']) * 100:.1f}%; "
           f"node CPU per request: +{(cpu['TLS + audit'] / cpu['plain'] - 1) * 100:.1f}%   (target <= 25%)")
     print(f"  audit messages delivered by syslog: {delivered}")
