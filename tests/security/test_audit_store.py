@@ -108,6 +108,41 @@ def test_records_queued_together_are_committed_together_and_each_gets_its_id(sto
     assert store.queued() == 5
 
 
+def test_a_waiter_that_went_away_neither_loses_its_record_nor_stops_the_writer(store):
+    """A request cancelled while it waits for its record's commit cancels its future: the record is
+    stored all the same, and the writer goes on committing the records of every later answer."""
+    import asyncio
+    import threading
+
+    from xds.audit.store import Record
+    from xds.audit.trail import AuditWriter
+
+    gate = threading.Event()
+    append_batch = store.append_batch
+
+    def held(records, connection=None):
+        gate.wait(5)
+        return append_batch(records, connection)
+
+    store.append_batch = held
+    writer = AuditWriter(store, on_stored=lambda records: None, on_failed=lambda record, exc: None)
+
+    async def cancelled_waiter() -> None:
+        first = writer.put(Record(message("ITI-18", AuditContext([HN]))))  # being written, held
+        waiting = asyncio.ensure_future(asyncio.wrap_future(writer.put(Record(message("ITI-43", AuditContext([HN]))))))
+        await asyncio.sleep(0.05)
+        waiting.cancel()  # as when the task awaiting AuditTrail.committed is cancelled
+        await asyncio.sleep(0.05)
+        gate.set()
+        assert await asyncio.wrap_future(first)
+
+    asyncio.run(cancelled_waiter())
+    later = writer.put(Record(message("RAD-69", AuditContext([HN]))))
+    assert later.result(5)
+    writer.close()
+    assert [a.transaction for a in store.accesses(patient=HN)] == ["ITI-18", "ITI-43", "RAD-69"]
+
+
 def test_a_record_the_store_refuses_does_not_take_its_batch_with_it(store):
     from concurrent.futures import Future
 

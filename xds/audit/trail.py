@@ -180,7 +180,12 @@ class AuditWriter:
                     break
                 batch.append(item)
             if batch:
-                self._write(batch)
+                try:
+                    self._write(batch)
+                except Exception:  # the writer outlives any one batch: every later answer waits on it
+                    log.exception("audit writer: a batch of %d records failed", len(batch))
+                    for _, future in batch:
+                        _resolve(future, None)
             if stop:
                 self._drop_connection()
                 return
@@ -205,7 +210,7 @@ class AuditWriter:
             except Exception:
                 log.exception("audit: waking the sender failed")
         for (_, future), event in zip(batch, ids, strict=True):
-            future.set_result(event)
+            _resolve(future, event)
 
     def _drop_connection(self) -> None:
         connection, self._connection = self._connection, None
@@ -221,6 +226,15 @@ class AuditWriter:
         except Exception as exc:
             self.on_failed(record, exc)
             return None
+
+
+def _resolve(future: Future, event: int | None) -> None:
+    """Resolve a waiter's future unless it was cancelled (its request went away: the record is
+    stored all the same). Once running, a concurrent future can no longer be cancelled."""
+    if future.done():
+        return
+    if future.set_running_or_notify_cancel():
+        future.set_result(event)
 
 
 def _launcher() -> str:
