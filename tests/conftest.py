@@ -49,3 +49,17 @@ def _plain(exc: BaseException) -> str:
             tb = tb.tb_next
         lines.append(f"{type(exc).__name__}: {exc}")
         return "\n".join(lines) + "\n"
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The end of each failure's report once more, just above the short summary: a CI log is often
+    read from its tail only, and the last lines say where a test stood when it failed."""
+    failed = terminalreporter.stats.get("failed", []) + terminalreporter.stats.get("error", [])
+    if not failed:
+        return
+    terminalreporter.section("where each failure stood (its report's last lines)")
+    for report in failed[:5]:
+        lines = [line for line in report.longreprtext.splitlines() if line.strip()]
+        terminalreporter.write_line(f"{report.nodeid} ({report.when}):")
+        for line in lines[-6:]:
+            terminalreporter.write_line(f"    {line[:200]}")

@@ -72,8 +72,15 @@ def test_pytest_alone_ends_the_run_on_such_a_traceback(tmp_path):
 
 
 def test_the_hook_reports_it_as_the_tests_failure_and_the_run_goes_on(tmp_path):
-    result = run(tmp_path, "from tests.conftest import pytest_runtest_makereport  # noqa: F401\n")
+    result = run(
+        tmp_path,
+        "from tests.conftest import pytest_runtest_makereport, pytest_terminal_summary  # noqa: F401\n",
+    )
     assert "INTERNALERROR" not in result.stdout + result.stderr
     assert "1 failed, 1 passed, 1 xfailed" in result.stdout
     assert "RuntimeError: the failure itself" in result.stdout
     assert "FAILED test_unrenderable.py::test_unrenderable" in result.stdout
+    # the end of the failure once more, above the short summary, for logs read from their tail
+    tail = result.stdout.split("where each failure stood")[1]
+    assert "test_unrenderable.py::test_unrenderable (call):" in tail
+    assert "RuntimeError: the failure itself" in tail
