@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+GATE_WAIT_WARNING_S = 5.0  # a writer waiting this long for the writer gate is logged, with the holder
 SQLITE_CHECKPOINT_EVERY = 20  # commits of an engine between WAL checkpoints (~1000 pages of ITI-42)
 
 log = logging.getLogger("xds.registry.db")
@@ -142,12 +143,22 @@ class _WriterGate:
         self.fd: int | None = None
         self.pid = 0
         self.holder: int | None = None  # id() of the DBAPI connection in its write transaction
+        self.holder_thread = ""  # for the log of a writer that waits long
+        self.since = 0.0
         self.commits = itertools.count(1)
 
     def acquire(self, dbapi_conn: Any) -> None:
-        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
-        if not self.lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
-            raise sqlite3.OperationalError("database is locked (writer gate)")
+        started = time.monotonic()
+        deadline = started + SQLITE_BUSY_TIMEOUT_MS / 1000
+        if not self.lock.acquire(timeout=min(GATE_WAIT_WARNING_S, SQLITE_BUSY_TIMEOUT_MS / 1000)):
+            # a writer this slow is a fault to find (a stuck disk, a transaction left open): say who
+            held_by, since = self.holder_thread, self.since
+            log.warning("writer gate of %s: waiting for %s, in its write transaction for %.1f s",
+                        self.path or "an in-memory database", held_by, time.monotonic() - since)
+            if not self.lock.acquire(timeout=max(deadline - time.monotonic(), 0)):
+                log.error("writer gate of %s: gave up after %.1f s, still held by %s",
+                          self.path or "an in-memory database", time.monotonic() - started, self.holder_thread)
+                raise sqlite3.OperationalError("database is locked (writer gate)")
         try:
             if self.path is not None:
                 if self.fd is None or self.pid != os.getpid():  # not an fd inherited through fork
@@ -158,18 +169,27 @@ class _WriterGate:
             self.lock.release()
             raise
         self.holder = id(getattr(dbapi_conn, "dbapi_connection", dbapi_conn))
+        self.holder_thread = threading.current_thread().name
+        self.since = time.monotonic()
 
     def _flock(self, deadline: float) -> None:
         """The inter-process lock: at once when free (the common case), else polled with a
         growing pause (0.2 to 5 ms) until ``deadline``."""
         pause = 0.0002
+        warn_at = time.monotonic() + GATE_WAIT_WARNING_S
         while True:
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                now = time.monotonic()
+                if now >= deadline:
+                    log.error("writer gate of %s: gave up waiting for another process's writer", self.path)
                     raise sqlite3.OperationalError("database is locked (writer gate of another process)") from None
+                if now >= warn_at:
+                    log.warning("writer gate of %s: waiting for another process's writer for %.1f s",
+                                self.path, now - warn_at + GATE_WAIT_WARNING_S)
+                    warn_at = float("inf")
                 time.sleep(pause)
                 pause = min(pause * 2, 0.005)
 
